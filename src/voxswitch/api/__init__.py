@@ -1,0 +1,1 @@
+"""HTTP: one FastAPI app, one router module per documented surface."""

@@ -1,0 +1,61 @@
+"""The FastAPI application: one app serving all five documented surfaces from one host and port."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from voxswitch import __version__
+from voxswitch.api.errors import install_error_handlers
+from voxswitch.api.middleware import RequestMiddleware
+from voxswitch.api.routers import agents_auth, health, logs, pbx_identity, softphone_identity
+from voxswitch.api.state import AppState
+from voxswitch.api.surfaces import HEALTH_TAG, TAGS
+from voxswitch.config import Settings, load_settings
+from voxswitch.logs import configure_logging
+from voxswitch.store.migrate import upgrade
+
+log = logging.getLogger("voxswitch")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    state = AppState.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level, state.logs)
+        revision = await upgrade(state.db)
+        admin = await state.identity.bootstrap_admin(
+            settings.admin_email,
+            settings.admin_password.get_secret_value() if settings.admin_password else None,
+        )
+        if admin is not None:
+            log.info("created the first admin from VOXSWITCH_ADMIN_EMAIL", extra={"user_id": admin.id})
+        log.info(
+            "voxswitch %s ready",
+            __version__,
+            extra={"schema_revision": revision, "data_dir": str(settings.data_dir)},
+        )
+        try:
+            yield
+        finally:
+            await state.db.dispose()
+
+    app = FastAPI(
+        title="Voxswitch",
+        version=__version__,
+        summary="One self-hosted voice platform serving five documented APIs.",
+        lifespan=lifespan,
+        openapi_tags=[{"name": HEALTH_TAG}, *({"name": t} for t in TAGS.values())],
+    )
+    app.state.vox = state
+    install_error_handlers(app)
+    app.add_middleware(RequestMiddleware, state=state)
+    for module in (health, agents_auth, pbx_identity, softphone_identity, logs):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,152 @@
+"""Typed configuration, read once from the environment and passed down (DESIGN house rule 7).
+
+Every setting has a `VOXSWITCH_*` name. The names the five source documents use (`DATABASE_URL`,
+`REDIS_URL`, `SIP_TRUNK_IP`, ...) are accepted too, with the same meaning, so a user migrating from
+one of those systems keeps their environment file.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Secrets are `SecretStr` so they never print by accident."""
+
+    model_config = SettingsConfigDict(env_prefix="VOXSWITCH_", extra="ignore", populate_by_name=True)
+
+    # --- runtime -------------------------------------------------------------------------------
+    environment: str = "production"
+    data_dir: Path = Field(default=Path("data"), validation_alias=_env("VOXSWITCH_DATA_DIR"))
+    http_host: str = "0.0.0.0"
+    http_port: int = Field(default=8080, ge=1, le=65535)
+    log_level: str = "INFO"
+    log_buffer_lines: int = Field(default=10_000, ge=100)
+
+    # --- store ---------------------------------------------------------------------------------
+    database_url: str | None = Field(default=None, validation_alias=_env("VOXSWITCH_DATABASE_URL", "DATABASE_URL"))
+    sqlite_synchronous: str = "FULL"
+    redis_url: str | None = Field(default=None, validation_alias=_env("VOXSWITCH_REDIS_URL", "REDIS_URL"))
+
+    # --- identity ------------------------------------------------------------------------------
+    secret_key: SecretStr | None = None
+    admin_email: str | None = None
+    admin_password: SecretStr | None = None
+    access_token_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
+    refresh_token_ttl_seconds: int = Field(default=30 * 86_400, ge=60)
+    session_cookie_name: str = "voxswitch_session"
+    session_cookie_secure: bool = False
+    allow_registration: bool = True
+    default_can_call: bool = False
+    default_call_limit_per_day: int = Field(default=100, ge=0)
+    # argon2id cost; the defaults are argon2-cffi's RFC 9106 "low memory" profile.
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_kib: int = Field(default=65_536, ge=8)
+    voice_api_auth: bool = True
+
+    # OAuth2 / OpenID Connect provider for the softphone surface (`/api/v1/auth`), e.g. Nextcloud.
+    oauth_issuer: str | None = None
+    oauth_authorize_url: str | None = None
+    oauth_token_url: str | None = None
+    oauth_userinfo_url: str | None = None
+    oauth_client_id: str | None = None
+    oauth_client_secret: SecretStr | None = None
+    oauth_redirect_uris: list[str] = Field(default_factory=list)
+
+    # --- rate limits (per surface and group; `limits` notation) ---------------------------------
+    rate_limits_enabled: bool = True
+    rate_limits: dict[str, str] = Field(default_factory=dict)
+
+    # --- SIP and media (contract ports from DESIGN.md) -----------------------------------------
+    sip_host: str = "0.0.0.0"
+    sip_port: int = Field(default=5060, ge=1, le=65535)
+    sip_tls_port: int = Field(default=5061, ge=1, le=65535)
+    rtp_port_min: int = Field(default=10_000, ge=1024, le=65535)
+    rtp_port_max: int = Field(default=20_000, ge=1024, le=65535)
+    sip_trunk_ip: str | None = Field(default=None, validation_alias=_env("VOXSWITCH_SIP_TRUNK_IP", "SIP_TRUNK_IP"))
+    sip_trunk_port: int = Field(
+        default=5060, ge=1, le=65535, validation_alias=_env("VOXSWITCH_SIP_TRUNK_PORT", "SIP_TRUNK_PORT")
+    )
+    sip_username: str | None = Field(default=None, validation_alias=_env("VOXSWITCH_SIP_USERNAME", "SIP_USERNAME"))
+    sip_password: SecretStr | None = Field(
+        default=None, validation_alias=_env("VOXSWITCH_SIP_PASSWORD", "SIP_PASSWORD")
+    )
+
+    # --- voice ---------------------------------------------------------------------------------
+    tts_service: str = Field(default="espeak", validation_alias=_env("VOXSWITCH_TTS_SERVICE", "TTS_SERVICE"))
+    google_tts_api_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("VOXSWITCH_GOOGLE_TTS_API_KEY", "GOOGLE_TTS_API_KEY")
+    )
+    azure_tts_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("VOXSWITCH_AZURE_TTS_KEY", "AZURE_TTS_KEY")
+    )
+    aws_access_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("VOXSWITCH_AWS_ACCESS_KEY", "AWS_ACCESS_KEY")
+    )
+
+    # --- Twilio (DID sync, webhooks) -----------------------------------------------------------
+    twilio_account_sid: str | None = Field(
+        default=None, validation_alias=_env("VOXSWITCH_TWILIO_ACCOUNT_SID", "TWILIO_ACCOUNT_SID")
+    )
+    twilio_auth_token: SecretStr | None = Field(
+        default=None, validation_alias=_env("VOXSWITCH_TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN")
+    )
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        return v.expanduser().resolve()
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        v = v.upper()
+        if v not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return v
+
+    @cached_property
+    def sip_server_name(self) -> str:
+        """What `/health` and `/api/info` call the SIP server: the trunk when one is set."""
+        return self.sip_trunk_ip or "voxswitch"
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as plain data with every secret replaced by `********` (for `config show`)."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                out[name] = "********" if value.get_secret_value() else ""
+            elif name in {"database_url", "redis_url"} and value:
+                out[name] = mask_url_password(value)
+            elif isinstance(value, Path):
+                out[name] = str(value)
+            else:
+                out[name] = value
+        return out
+
+
+def mask_url_password(url: str) -> str:
+    """`postgresql://u:secret@h/db` -> `postgresql://u:********@h/db`; URLs without a password pass."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    if ":" not in creds:
+        return url
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:********@{host}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with explicit overrides (tests and the CLI use these)."""
+    return Settings(**overrides)
