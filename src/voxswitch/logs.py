@@ -24,15 +24,15 @@ call_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("call_i
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _SECRET_KEYS = re.compile(r"pass(word)?|secret|token|authorization|api[_-]?key|cookie|credential", re.I)
-# `password=...`, `"token": "..."`, `Authorization: Bearer ...`, digest `response="..."`
+# `password=...`, `"token": "..."`, `Authorization: Bearer ...` / `Digest ...` (to the end of the line)
 _SECRET_IN_TEXT = re.compile(
     r"""(?ix)
-    (?P<key>pass(?:word)?|secret|token|api[_-]?key|authorization|cookie|response)
+    (?P<key>(?<![a-z])(?:pass(?:word)?|secret|token|api[_-]?key|cookie|(?:proxy-)?authorization)(?![a-z]))
     (?P<sep>["']?\s*[:=]\s*["']?)
-    (?P<val>(?:bearer\s+|digest\s+)?[^\s"',;&]+)
+    (?P<val>(?:bearer|digest|basic)\s[^\r\n]*|[^\s"',;&]+)
     """
 )
-_RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+_RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "ctx_request_id", "ctx_call_id"}
 
 
 def redact(text: str) -> str:
@@ -55,8 +55,10 @@ def entry_from_record(record: logging.LogRecord) -> dict[str, Any]:
         "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z"),
         "level": record.levelname,
         "message": redact(record.getMessage()),
-        "call_id": getattr(record, "call_id", None) or call_id_var.get(),
-        "request_id": getattr(record, "request_id", None) or request_id_var.get(),
+        "call_id": getattr(record, "call_id", None) or getattr(record, "ctx_call_id", None) or call_id_var.get(),
+        "request_id": getattr(record, "request_id", None)
+        or getattr(record, "ctx_request_id", None)
+        or request_id_var.get(),
         "module": record.module,
         "logger": record.name,
     }
@@ -125,8 +127,20 @@ def _offer(queue: asyncio.Queue[dict[str, Any]], entry: dict[str, Any]) -> None:
     queue.put_nowait(entry)
 
 
+_base_factory = logging.getLogRecordFactory()
+
+
+def _record_with_context(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    """Stamp the request and call ids on each record when it is made, not when it is formatted."""
+    record = _base_factory(*args, **kwargs)
+    record.ctx_request_id = request_id_var.get()
+    record.ctx_call_id = call_id_var.get()
+    return record
+
+
 def configure_logging(level: str, buffer: LogBuffer) -> None:
     """Route the root logger (and uvicorn's) to JSON on stderr and to `buffer`."""
+    logging.setLogRecordFactory(_record_with_context)
     root = logging.getLogger()
     for handler in list(root.handlers):
         if isinstance(handler, LogBuffer) or getattr(handler, "_voxswitch", False):

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 T = TypeVar("T")
 MAX_LIMIT = 100
+MAX_OFFSET = 1_000_000_000  # databases store offsets as 64-bit integers at most
 
 
 class PageParams(BaseModel):
@@ -18,7 +19,7 @@ class PageParams(BaseModel):
 
 def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = 20,
-    offset: Annotated[int, Query(ge=0, description="Items to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip")] = 0,
 ) -> PageParams:
     return PageParams(limit=limit, offset=offset)
 

@@ -8,6 +8,7 @@ from configuration or from OIDC discovery (`/.well-known/openid-configuration`).
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,8 @@ import httpx
 
 from voxswitch.config import Settings
 from voxswitch.errors import ErrorKind, FieldProblem, VoxError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,11 @@ class OAuthClient:
                 resp = await http.post(self._token_url, data=form, headers={"Accept": "application/json"})
             except httpx.HTTPError as exc:
                 raise VoxError(ErrorKind.UNAVAILABLE, "OAuth2 provider unreachable") from exc
-            if resp.status_code in (400, 401):  # RFC 6749 §5.2: invalid_grant and friends
+            if resp.status_code == 401 or _oauth_error_code(resp) == "invalid_client":
+                # RFC 6749 §5.2 invalid_client: our client credentials are wrong, not the user's code.
+                log.error("OAuth2 provider rejected our client credentials (check VOXSWITCH_OAUTH_CLIENT_*)")
+                raise VoxError(ErrorKind.UNAVAILABLE, "OAuth2 provider rejected this server's client credentials")
+            if resp.status_code == 400:  # RFC 6749 §5.2: invalid_grant and friends
                 raise VoxError(
                     ErrorKind.BAD_REQUEST,
                     "Invalid authorization code",
@@ -125,6 +132,13 @@ def _json(resp: httpx.Response) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise VoxError(ErrorKind.UNAVAILABLE, "OAuth2 provider sent an unexpected document")
     return data
+
+
+def _oauth_error_code(resp: httpx.Response) -> str:
+    try:
+        return str(resp.json().get("error", ""))
+    except (ValueError, AttributeError):
+        return ""
 
 
 def _oauth_error(resp: httpx.Response) -> str:

@@ -34,7 +34,7 @@ def normalise_url(url: str | None, data_dir: Path) -> str:
         query = [("ssl" if k == "sslmode" else k, v) for k, v in parse_qsl(parts.query)]
         return urlunsplit(("postgresql+asyncpg", parts.netloc, parts.path, urlencode(query), parts.fragment))
     if scheme in {"sqlite", "sqlite+aiosqlite"}:
-        return urlunsplit(("sqlite+aiosqlite", parts.netloc, parts.path, parts.query, parts.fragment))
+        return "sqlite+aiosqlite:" + url.split(":", 1)[1]  # urlunsplit would drop the empty host's slashes
     raise ValueError(f"DATABASE_URL: unsupported database scheme {parts.scheme!r} (use postgresql:// or sqlite://)")
 
 

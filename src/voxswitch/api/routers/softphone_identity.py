@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from voxswitch.api.deps import AdminUser, CurrentUser, State
+from voxswitch.api.pagination import MAX_OFFSET
 from voxswitch.api.surfaces import TAGS, Surface
 from voxswitch.errors import VoxError
 from voxswitch.store.models import User
@@ -136,7 +137,7 @@ async def admin_users(
     _: AdminUser,
     state: State,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     search: Annotated[str | None, Query(max_length=200)] = None,
 ) -> AdminUsers:
     users, total = await state.identity.list_users(limit=limit, offset=offset, search=search)
