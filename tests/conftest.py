@@ -42,7 +42,7 @@ def pg_server() -> Iterator[throwaway.Postgres]:
     try:
         yield pg
     finally:
-        throwaway.stop(proc)
+        throwaway.stop(proc, remove=pg.datadir.parent)
 
 
 @pytest.fixture(scope="session")

@@ -18,12 +18,24 @@ CASES: list[tuple[str, str, Any, bool, str, str]] = [
     ("POST", "/auth/login", {"email": ["x"], "password": "x"}, False, "email", "agents"),
     ("POST", "/api/auth/login", {"password": "x"}, False, "email", "pbx"),
     ("PUT", "/api/me/password", {"current_password": "Adm1n-Passw0rd!"}, True, "new_password", "pbx"),
-    ("PUT", "/api/me/password", {"current_password": "Adm1n-Passw0rd!", "new_password": "short"}, True,
-     "new_password", "pbx"),
+    (
+        "PUT",
+        "/api/me/password",
+        {"current_password": "Adm1n-Passw0rd!", "new_password": "short"},
+        True,
+        "new_password",
+        "pbx",
+    ),
     ("POST", "/api/users", {"email": "u@example.com", "password": "Passw0rd-ok", "role": "root"}, True, "role", "pbx"),
     ("POST", "/api/users", {"email": "bad", "password": "Passw0rd-ok"}, True, "email", "pbx"),
-    ("POST", "/api/users", {"email": "u@example.com", "password": "Passw0rd-ok", "call_limit_per_day": -1}, True,
-     "call_limit_per_day", "pbx"),
+    (
+        "POST",
+        "/api/users",
+        {"email": "u@example.com", "password": "Passw0rd-ok", "call_limit_per_day": -1},
+        True,
+        "call_limit_per_day",
+        "pbx",
+    ),
     ("PUT", "/api/users/{admin_id}", {"role": "superuser"}, True, "role", "pbx"),
     ("PUT", "/api/users/{admin_id}", {"email": "nope"}, True, "email", "pbx"),
     ("GET", "/api/users?limit=1000", None, True, "limit", "pbx"),
@@ -33,8 +45,14 @@ CASES: list[tuple[str, str, Any, bool, str, str]] = [
     ("POST", "/api/v1/auth/refresh", {}, False, "refresh_token", "softphone"),
     ("PUT", "/api/v1/user/profile", {"privacy_consent": "maybe"}, True, "privacy_consent", "softphone"),
     ("GET", "/api/v1/admin/users?limit=0", None, True, "limit", "softphone"),
-    ("PUT", "/api/v1/admin/users/{admin_id}/permissions", {"call_limit_per_day": "lots"}, True, "call_limit_per_day",
-     "softphone"),
+    (
+        "PUT",
+        "/api/v1/admin/users/{admin_id}/permissions",
+        {"call_limit_per_day": "lots"},
+        True,
+        "call_limit_per_day",
+        "softphone",
+    ),
 ]
 
 
@@ -64,5 +82,7 @@ async def test_bad_input_is_refused_in_shape(  # type: ignore[no-untyped-def]
     assert field in field_named(surface, r.json()), r.json()
     # nothing changed: same user record, same number of users, the old password still works
     assert (await client.get("/api/me", headers=bearer(token))).json() == me_before
-    assert (await client.get("/api/users?limit=100", headers=bearer(token))).json()["pagination"]["total"] == users_before
+    assert (await client.get("/api/users?limit=100", headers=bearer(token))).json()["pagination"][
+        "total"
+    ] == users_before
     await login(client)

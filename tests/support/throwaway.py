@@ -151,10 +151,12 @@ def start_redis() -> tuple[int, subprocess.Popen[bytes]]:
     return port, proc
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
+def stop(proc: subprocess.Popen[bytes], *, remove: Path | None = None) -> None:
     proc.terminate()
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+    if remove is not None:
+        shutil.rmtree(remove, ignore_errors=True)
