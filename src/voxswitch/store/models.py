@@ -162,4 +162,59 @@ class CallRecord(Base):
     __table_args__ = (Index("ix_calls_status", "status"), Index("ix_calls_created_at", "created_at"))
 
 
+class Device(Base):
+    """A SIP account on our registrar (the PBX document's device). Only digest HA1s are kept."""
+
+    __tablename__ = "devices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    username: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    realm: Mapped[str] = mapped_column(String(200), nullable=False)
+    ha1_md5: Mapped[str] = mapped_column(String(32), nullable=False)
+    ha1_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    type: Mapped[str] = mapped_column(String(50), nullable=False, default="generic")
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow)
+
+
+class Registration(Base):
+    """One registrar binding (RFC 3261 §10.3): an AOR's contact, until it expires."""
+
+    __tablename__ = "registrations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), nullable=False, index=True)
+    aor: Mapped[str] = mapped_column(String(200), nullable=False)
+    contact: Mapped[str] = mapped_column(Text, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    q: Mapped[float | None] = mapped_column()
+    call_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    cseq: Mapped[int] = mapped_column(Integer, nullable=False)
+    source_host: Mapped[str] = mapped_column(String(64), nullable=False)
+    source_port: Mapped[int] = mapped_column(Integer, nullable=False)
+    transport: Mapped[str] = mapped_column(String(8), nullable=False)
+    user_agent: Mapped[str] = mapped_column(String(255), nullable=False, default="")
+    instance_id: Mapped[str | None] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+    __table_args__ = (Index("ux_registrations_aor_contact", "aor", "contact", unique=True),)
+
+
+class SipEvent(Base):
+    """Registration and authentication events, bans included, for `/api/devices/{id}/events`."""
+
+    __tablename__ = "sip_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id", ondelete="SET NULL"), index=True)
+    username: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    source: Mapped[str] = mapped_column(String(80), nullable=False, default="")
+    detail: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
 ACTIVE_CALL_STATES = ("initiated", "ringing", "answered", "in_progress", "on_hold")
