@@ -67,9 +67,24 @@ class Settings(BaseSettings):
     rate_limits: dict[str, str] = Field(default_factory=dict)
 
     # --- SIP and media (contract ports from DESIGN.md) -----------------------------------------
+    sip_enabled: bool = True
     sip_host: str = "0.0.0.0"
-    sip_port: int = Field(default=5060, ge=1, le=65535)
-    sip_tls_port: int = Field(default=5061, ge=1, le=65535)
+    sip_port: int = Field(default=5060, ge=0, le=65535)  # UDP and TCP; 0 picks a free port
+    sip_tls_port: int = Field(default=5061, ge=0, le=65535)
+    sip_advertised_host: str | None = None  # the address put in Via/Contact when bound to 0.0.0.0
+    sip_realm: str = "voxswitch"
+    # RFC 8760: one challenge per algorithm, most preferred first. Clients that read only the first
+    # challenge and know only MD5 (SIPp 3.6, some desk phones) need ["MD5"] here.
+    sip_digest_algorithms: list[str] = Field(default_factory=lambda: ["SHA-256", "MD5"])
+    sip_tls_cert: Path | None = None  # PEM; without one a self-signed certificate is made once
+    sip_tls_key: Path | None = None
+    sip_trusted_sources: list[str] = Field(default_factory=list)  # trunk IPs allowed without digest
+    sip_t1: float = Field(default=0.5, gt=0)
+    sip_t2: float = Field(default=4.0, gt=0)
+    sip_t4: float = Field(default=5.0, gt=0)
+    sip_ban_after: int = Field(default=10, ge=1)
+    sip_ban_seconds: float = Field(default=600.0, ge=1)
+    sip_ban_window_seconds: float = Field(default=60.0, ge=1)
     rtp_port_min: int = Field(default=10_000, ge=1024, le=65535)
     rtp_port_max: int = Field(default=20_000, ge=1024, le=65535)
     sip_trunk_ip: str | None = Field(default=None, validation_alias=_env("VOXSWITCH_SIP_TRUNK_IP", "SIP_TRUNK_IP"))

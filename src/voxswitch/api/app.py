@@ -41,9 +41,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             __version__,
             extra={"schema_revision": revision, "data_dir": str(settings.data_dir)},
         )
+        await state.engine.start()
         try:
             yield
         finally:
+            await state.engine.stop()
             await state.db.dispose()
 
     app = FastAPI(

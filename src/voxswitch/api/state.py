@@ -10,9 +10,11 @@ from fastapi import Request
 from voxswitch import __version__
 from voxswitch.api.ratelimit import RateLimiter
 from voxswitch.config import Settings
+from voxswitch.engine.runtime import Engine
 from voxswitch.logs import LogBuffer
 from voxswitch.metrics import Metrics
 from voxswitch.services.credentials import AccessTokens, Passwords, load_or_create_secret
+from voxswitch.services.devices import DeviceService
 from voxswitch.services.identity import IdentityService
 from voxswitch.services.oauth import OAuthClient
 from voxswitch.services.status import StatusService
@@ -30,6 +32,8 @@ class AppState:
     metrics: Metrics
     logs: LogBuffer
     status: StatusService
+    engine: Engine
+    devices: DeviceService
     version: str = __version__
     started_monotonic: float = field(default_factory=time.monotonic)
 
@@ -53,6 +57,7 @@ class AppState:
             default_call_limit=settings.default_call_limit_per_day,
         )
         limiter = RateLimiter(settings.rate_limits, settings.redis_url)
+        engine = Engine(settings, db, secret)
         return cls(
             settings=settings,
             db=db,
@@ -63,6 +68,8 @@ class AppState:
             metrics=Metrics(),
             logs=LogBuffer(settings.log_buffer_lines),
             status=StatusService(db, settings.data_dir, limiter.check),
+            engine=engine,
+            devices=DeviceService(db, engine.accounts, settings.sip_realm),
         )
 
     @property

@@ -1,0 +1,111 @@
+"""Registrar bindings kept in the store and mirrored in memory (RFC 3261 §10.3).
+
+The RFC's rules live in `sip.registrar`; this module makes their outcome durable (one transaction
+per REGISTER, so bindings survive a restart) and fast to look up (an in-memory copy per AOR, loaded
+at start). REGISTERs for one AOR are processed one at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, select
+
+from voxswitch.sip.message import Request
+from voxswitch.sip.registrar import Binding, RegisterOutcome, RegistrarPolicy, process_register
+from voxswitch.store.database import Database
+from voxswitch.store.models import Registration, SipEvent
+
+
+def _wall(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+class BindingBook:
+    def __init__(self, db: Database, policy: RegistrarPolicy | None = None) -> None:
+        self.db = db
+        self.policy = policy or RegistrarPolicy()
+        self._by_aor: dict[str, list[Binding]] = {}
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def load(self) -> None:
+        now = time.time()
+        async with self.db.session() as s:
+            await s.execute(delete(Registration).where(Registration.expires_at <= _wall(now)))
+            rows = (await s.execute(select(Registration))).scalars().all()
+            await s.commit()
+        book: dict[str, list[Binding]] = {}
+        for r in rows:
+            book.setdefault(r.aor, []).append(
+                Binding(
+                    contact=r.contact,
+                    expires_at=r.expires_at.timestamp(),
+                    call_id=r.call_id,
+                    cseq=r.cseq,
+                    q=r.q,
+                    source_host=r.source_host,
+                    source_port=r.source_port,
+                    transport=r.transport,
+                    user_agent=r.user_agent,
+                    instance_id=r.instance_id,
+                )
+            )
+        self._by_aor = book
+
+    def lookup(self, aor: str, now: float | None = None) -> list[Binding]:
+        """Live bindings of an AOR, best q first."""
+        now = time.time() if now is None else now
+        return [b for b in self._by_aor.get(aor, []) if b.expires_at > now]
+
+    def all(self, now: float | None = None) -> dict[str, list[Binding]]:
+        now = time.time() if now is None else now
+        return {aor: live for aor in self._by_aor if (live := self.lookup(aor, now))}
+
+    async def register(
+        self, aor: str, device_id: int, request: Request, *, source_host: str, source_port: int, transport: str
+    ) -> RegisterOutcome:
+        """Apply a REGISTER; raises `sip.registrar.RegistrarError` for the RFC's refusals."""
+        async with self._locks[aor]:
+            now = time.time()
+            outcome = process_register(
+                request,
+                self._by_aor.get(aor, []),
+                now,
+                source_host=source_host,
+                source_port=source_port,
+                transport=transport,
+                policy=self.policy,
+            )
+            if outcome.upserts or outcome.removals:
+                await self._persist(aor, device_id, outcome, source_host, source_port)
+            self._by_aor[aor] = outcome.keep
+            return outcome
+
+    async def _persist(self, aor: str, device_id: int, outcome: RegisterOutcome, host: str, port: int) -> None:
+        changed = {b.contact for b in outcome.upserts} | set(outcome.removals)
+        async with self.db.session() as s:
+            await s.execute(delete(Registration).where(Registration.aor == aor, Registration.contact.in_(changed)))
+            for b in outcome.upserts:
+                s.add(
+                    Registration(
+                        device_id=device_id,
+                        aor=aor,
+                        contact=b.contact,
+                        expires_at=_wall(b.expires_at),
+                        q=b.q,
+                        call_id=b.call_id,
+                        cseq=b.cseq,
+                        source_host=b.source_host,
+                        source_port=b.source_port,
+                        transport=b.transport,
+                        user_agent=b.user_agent,
+                        instance_id=b.instance_id,
+                    )
+                )
+            kind = "unregistered" if not outcome.keep else "registered"
+            detail = ", ".join(b.contact for b in outcome.keep) or ", ".join(outcome.removals)
+            s.add(SipEvent(device_id=device_id, username=aor, kind=kind, source=f"{host}:{port}", detail=detail))
+            await s.commit()

@@ -1,0 +1,298 @@
+"""Voxswitch's SIP endpoint: authenticates every request that could cost money, runs the registrar,
+answers OPTIONS, relays MESSAGE between devices, and bans sources that guess passwords.
+
+Security by default (issue #3 §8): nothing reaches a device or a trunk without digest
+authentication or a configured trusted source; an unknown user and a wrong password get the same
+challenge; OPTIONS is answered the same whatever user it names, so probing learns nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import ssl
+import time
+from dataclasses import dataclass, field
+from email.utils import formatdate
+
+from voxswitch.engine.accounts import AccountDirectory, SipAccount
+from voxswitch.engine.registrar import BindingBook
+from voxswitch.sip.digest import Algorithm, AuthOutcome, Credentials, DigestError, DigestServer
+from voxswitch.sip.message import Request, Response, build_response
+from voxswitch.sip.registrar import RegistrarError
+from voxswitch.sip.security import AuthGuard, Ban, BanPolicy
+from voxswitch.sip.stack import RequestFailed, SipStack
+from voxswitch.sip.transaction import ServerTransaction, Target, Timers
+from voxswitch.sip.uri import SipUri
+from voxswitch.store.database import Database
+from voxswitch.store.models import SipEvent
+
+log = logging.getLogger(__name__)
+
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, INFO, UPDATE, REFER, NOTIFY, SUBSCRIBE"
+
+
+@dataclass(frozen=True)
+class SipServerConfig:
+    realm: str = "voxswitch"
+    algorithms: tuple[Algorithm, ...] = (Algorithm.SHA256, Algorithm.MD5)
+    host: str = "0.0.0.0"
+    port: int = 5060
+    tls_port: int | None = 5061
+    tls_context: ssl.SSLContext | None = None
+    advertised_host: str | None = None
+    trusted_sources: tuple[str, ...] = ()
+    timers: Timers = field(default_factory=Timers)
+    ban: BanPolicy = field(default_factory=BanPolicy)
+
+
+class SipServer:
+    """The transaction user of our SIP stack (see `sip.stack.SipHandler`)."""
+
+    def __init__(
+        self,
+        config: SipServerConfig,
+        db: Database,
+        accounts: AccountDirectory,
+        bindings: BindingBook,
+        secret: bytes,
+    ) -> None:
+        self.config = config
+        self.db = db
+        self.accounts = accounts
+        self.bindings = bindings
+        digest_secret = hmac.new(secret, b"sip-digest-nonce", hashlib.sha256).digest()
+        self.digest = DigestServer(config.realm, digest_secret, algorithms=config.algorithms)
+        self.guard = AuthGuard(config.ban, on_ban=self._on_ban)
+        self.stack = SipStack(self, timers=config.timers, drop=self._banned)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # lifecycle -----------------------------------------------------------------------------------
+
+    async def start(self) -> dict[str, tuple[str, int]]:
+        c = self.config
+        tls = (c.host, c.tls_port, c.tls_context) if c.tls_context is not None and c.tls_port is not None else None
+        udp = await self.stack.start(udp=(c.host, c.port))
+        port = udp["UDP"][1]  # with port 0, TCP takes the number UDP was given
+        await self.stack.start(tcp=(c.host, port), tls=tls)
+        return dict(self.stack.transport.listen)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await self.stack.stop()
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # the handler ---------------------------------------------------------------------------------
+
+    def _banned(self, source: Target) -> bool:
+        return self.guard.is_banned(source.host, time.monotonic())
+
+    def on_stray_response(self, response: Response, source: Target) -> None:
+        log.debug("stray %s from %s:%s", response.status, source.host, source.port)
+
+    def on_request(self, txn: ServerTransaction | None, request: Request, source: Target) -> None:
+        if txn is None:
+            return  # the ACK of a 2xx: dialogs arrive with the call engine
+        method = request.method
+        if method == "OPTIONS":
+            self._answer_options(txn, request)
+            return
+        if method == "CANCEL":
+            self._answer_cancel(txn, request)
+            return
+        account = self._authenticate(txn, request, source)
+        if account is None:
+            return
+        if method == "REGISTER":
+            self._spawn(self._register(txn, request, source, account))
+        elif method == "MESSAGE":
+            self._spawn(self._relay_message(txn, request, account))
+        elif method == "SUBSCRIBE":
+            self.stack.respond(txn, build_response(request, 489, "Bad Event"))
+        elif method == "INVITE":
+            # Calls arrive with the call engine (issue #4); until then, say so plainly.
+            self.stack.respond(txn, build_response(request, 480, "Temporarily Unavailable - No Call Engine"))
+        elif method in ("BYE", "INFO", "UPDATE", "NOTIFY", "REFER", "PRACK"):
+            self.stack.respond(txn, build_response(request, 481, "Call/Transaction Does Not Exist"))
+        else:
+            self.stack.respond(txn, build_response(request, 405, "Method Not Allowed", headers=[("Allow", ALLOW)]))
+
+    def _answer_options(self, txn: ServerTransaction, request: Request) -> None:
+        # §11.2: the same capabilities whoever is named, so OPTIONS cannot probe for users.
+        self.stack.respond(
+            txn,
+            build_response(
+                request,
+                200,
+                headers=[
+                    ("Allow", ALLOW),
+                    ("Accept", "application/sdp, text/plain"),
+                    ("Accept-Encoding", "identity"),
+                    ("Accept-Language", "en"),
+                    ("Supported", "replaces, timer"),
+                ],
+            ),
+        )
+
+    def _answer_cancel(self, txn: ServerTransaction, request: Request) -> None:
+        invite = self.stack.layer.find_server(request)
+        if invite is None or invite.terminated:  # §9.2: nothing to cancel
+            self.stack.respond(txn, build_response(request, 481, "Call/Transaction Does Not Exist"))
+            return
+        self.stack.respond(txn, build_response(request, 200))
+        if invite.last_response is None or invite.last_response.status < 200:
+            self.stack.respond(invite, build_response(invite.request, 487, "Request Terminated"))  # type: ignore[arg-type]
+
+    # authentication ------------------------------------------------------------------------------
+
+    def _authenticate(self, txn: ServerTransaction, request: Request, source: Target) -> SipAccount | None:
+        """The account that signed this request, or None after answering it (challenge, 400 or 403)."""
+        register = request.method == "REGISTER"
+        if not register and source.host in self.config.trusted_sources:
+            return SipAccount(0, f"trusted:{source.host}", "", "", True)  # e.g. the trunk's own address
+        header = "authorization" if register else "proxy-authorization"
+        now = time.monotonic()
+        credentials = self._our_credentials(request.get_all(header))
+        if credentials is None:
+            if request.get_all(header):
+                self.stack.respond(txn, build_response(request, 400, "Bad Request - Malformed Credentials"))
+            else:
+                self._challenge(txn, request, stale=False)
+            return None
+        result = self.digest.verify(request.method, credentials, self.accounts.secret_for, now)
+        if result.outcome is AuthOutcome.OK and result.username is not None:
+            account = self.accounts.get(result.username)
+            if account is not None:
+                self.guard.succeeded(source.host)
+                return account
+        if result.outcome is AuthOutcome.MALFORMED:
+            self.stack.respond(txn, build_response(request, 400, "Bad Request - Malformed Credentials"))
+            return None
+        if result.outcome is AuthOutcome.STALE:
+            self._challenge(txn, request, stale=True)
+            return None
+        # Wrong password and unknown user: one answer, and the source moves towards a ban.
+        ban = self.guard.failed(source.host, now, credentials.username)
+        log.warning(
+            "SIP auth failed for %r from %s:%s",
+            credentials.username,
+            source.host,
+            source.port,
+            extra={"sip_method": request.method},
+        )
+        if ban is not None:
+            return None  # banned now: no answer at all
+        delay = self.guard.delay_for(source.host, now)
+        if delay > 0:
+            asyncio.get_running_loop().call_later(delay, self._challenge, txn, request, False)
+        else:
+            self._challenge(txn, request, stale=False)
+        return None
+
+    def _our_credentials(self, values: list[str]) -> Credentials | None:
+        for value in values:
+            try:
+                credentials = Credentials.parse(value)
+            except DigestError:
+                continue
+            if credentials.realm == self.config.realm:
+                return credentials
+        return None
+
+    def _challenge(self, txn: ServerTransaction, request: Request, stale: bool) -> None:
+        if txn.terminated:
+            return
+        register = request.method == "REGISTER"
+        status, reason = (401, "Unauthorized") if register else (407, "Proxy Authentication Required")
+        header = "WWW-Authenticate" if register else "Proxy-Authenticate"
+        challenges = self.digest.challenge(time.monotonic(), stale=stale)
+        self.stack.respond(txn, build_response(request, status, reason, headers=[(header, c) for c in challenges]))
+
+    def _on_ban(self, ban: Ban) -> None:
+        log.warning(
+            "SIP source %s banned for %.0fs after %d failed authentications",
+            ban.source,
+            ban.until - ban.since,
+            ban.failures,
+            extra={"sip_username": ban.last_username},
+        )
+        self._spawn(self._record_event(None, ban.last_username, "banned", ban.source, f"{ban.failures} failures"))
+
+    async def _record_event(
+        self, device_id: int | None, username: str | None, kind: str, source: str, detail: str
+    ) -> None:
+        if device_id is None and username is not None:
+            account = self.accounts.get(username)
+            device_id = account.id if account is not None else None
+        async with self.db.session() as s:
+            s.add(SipEvent(device_id=device_id, username=username, kind=kind, source=source, detail=detail))
+            await s.commit()
+
+    # REGISTER ------------------------------------------------------------------------------------
+
+    async def _register(self, txn: ServerTransaction, request: Request, source: Target, account: SipAccount) -> None:
+        to_uri = request.to.uri
+        if not isinstance(to_uri, SipUri) or to_uri.user != account.username:
+            # §10.3 step 3: an account registers its own AOR only.
+            self.stack.respond(txn, build_response(request, 403, "Forbidden - Not Your Address of Record"))
+            return
+        try:
+            outcome = await self.bindings.register(
+                account.username,
+                account.id,
+                request,
+                source_host=source.host,
+                source_port=source.port,
+                transport=source.transport.upper(),
+            )
+        except RegistrarError as exc:
+            self.stack.respond(txn, build_response(request, exc.status, exc.reason, headers=exc.headers))
+            return
+        outcome.response.add("Date", formatdate(usegmt=True))
+        self.stack.respond(txn, outcome.response)
+
+    # MESSAGE (RFC 3428) ---------------------------------------------------------------------------
+
+    async def _relay_message(self, txn: ServerTransaction, request: Request, sender: SipAccount) -> None:
+        if request.max_forwards == 0:  # §16.3 step 3: we forward, so we count hops
+            self.stack.respond(txn, build_response(request, 483, "Too Many Hops"))
+            return
+        uri = request.uri
+        user = uri.user if isinstance(uri, SipUri) else None
+        if not user or self.accounts.get(user) is None:
+            self.stack.respond(txn, build_response(request, 404, "Not Found"))
+            return
+        live = self.bindings.lookup(user)
+        if not live:
+            self.stack.respond(txn, build_response(request, 480, "Temporarily Unavailable"))
+            return
+        binding = live[0]
+        target = Target(binding.transport, binding.source_host, binding.source_port)
+        forwarded = Request(
+            "MESSAGE",
+            binding.contact,
+            [
+                ("Via", self.stack.via(binding.transport)),
+                ("Max-Forwards", str((request.max_forwards or 70) - 1)),
+                ("From", request.get("from") or ""),
+                ("To", request.get("to") or ""),
+                ("Call-ID", request.call_id),
+                ("CSeq", str(request.cseq)),
+                ("Content-Type", request.get("content-type") or "text/plain"),
+                ("Content-Length", str(len(request.body))),
+            ],
+            request.body,
+        )
+        try:
+            answer = await self.stack.request(forwarded, target)
+        except RequestFailed as exc:
+            self.stack.respond(txn, build_response(request, 408 if exc.reason == "timeout" else 503))
+            return
+        self.stack.respond(txn, build_response(request, answer.status, answer.reason))
