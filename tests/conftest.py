@@ -79,6 +79,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Any]:
             "argon2_time_cost": 1,
             "argon2_memory_kib": 1024,
             "rate_limits_enabled": False,
+            "sip_enabled": False,
             "log_level": "INFO",
         }
         base.update(overrides)

@@ -44,6 +44,9 @@ def server_env(data_dir: Path, port: int) -> dict[str, str]:
         VOXSWITCH_ARGON2_TIME_COST="1",
         VOXSWITCH_ARGON2_MEMORY_KIB="1024",
         VOXSWITCH_RATE_LIMITS_ENABLED="false",
+        VOXSWITCH_SIP_HOST="127.0.0.1",
+        VOXSWITCH_SIP_PORT=str(free_port()),
+        VOXSWITCH_SIP_TLS_PORT=str(free_port()),
     )
     return env
 
