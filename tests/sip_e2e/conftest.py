@@ -121,12 +121,12 @@ class RawUdpClient:
         ]
         return "\r\n".join(lines).encode()
 
-    async def send(self, data: bytes, timeout: float = 2.0) -> Response | None:
+    async def send(self, data: bytes, wait: float = 2.0) -> Response | None:
         loop = asyncio.get_running_loop()
         await loop.sock_sendto(self.sock, data, self.server)
         try:
             while True:
-                raw = await asyncio.wait_for(loop.sock_recv(self.sock, 65535), timeout)
+                raw = await asyncio.wait_for(loop.sock_recv(self.sock, 65535), wait)
                 msg = parse_message(raw)
                 if isinstance(msg, Response) and msg.status >= 200:
                     return msg

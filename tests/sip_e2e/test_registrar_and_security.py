@@ -138,7 +138,7 @@ async def test_malformed_requests_get_a_400_naming_the_fault(voxswitch: Voxswitc
         assert r is not None and r.status == 400 and "CSeq" in r.reason
         flood = [b"\x00garbage" * 100, b"INVITE\r\n\r\n", b"SIP/2.0 200 OK\r\n\r\n"] * 50
         for junk in flood:  # unanswerable junk costs nothing and changes nothing
-            assert await client.send(junk, timeout=0.01) is None
+            assert await client.send(junk, wait=0.01) is None
         assert (await client.send(client.request("OPTIONS", "x"))).status == 200  # type: ignore[union-attr]
     finally:
         client.close()
