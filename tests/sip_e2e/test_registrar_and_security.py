@@ -18,7 +18,7 @@ async def register(
 ) -> Response | None:
     call_id = secrets.token_hex(8)
     extra = [f"Expires: {expires}"]
-    first = await client.send(client.request("REGISTER", user, headers=extra, call_id=call_id))
+    first = await client.send(client.request("REGISTER", user, headers=extra, call_id=call_id), wait)
     if first is None or first.status != 401:
         return first
     uri = f"sip:{client.server[0]}:{client.server[1]}"
@@ -28,7 +28,7 @@ async def register(
     data = client.request("REGISTER", user, headers=[*extra, f"Authorization: {auth}"], cseq=2, call_id=call_id)
     if contact is not None:
         data = data.replace(f"Contact: <sip:{user}@127.0.0.1:{client.port}>".encode(), f"Contact: {contact}".encode())
-    return await client.send(data)
+    return await client.send(data, wait)
 
 
 async def test_register_with_digest_then_bindings_survive_a_restart(sip_settings: Any) -> None:
@@ -90,13 +90,13 @@ async def test_password_brute_force_gets_the_source_banned(sip_settings: Any) ->
         attacker = RawUdpClient((vx.host, vx.udp))
         answers = []
         for guess in range(10):
-            r = await register(attacker, "2001", f"guess-{guess}", expires=60)
+            r = await register(attacker, "2001", f"guess-{guess}", expires=60, wait=0.5)
             answers.append(r.status if r is not None else None)
         # wrong guesses are re-challenged, then the source falls silent: banned, not even parsed
         assert answers[:5] == [401] * 5 and answers[-1] is None, answers
         assert "127.0.0.1" in vx.state.engine.sip.guard.bans
         # the right password from the banned source gets no answer either
-        assert await register(attacker, "2001", "the-real-secret") is None
+        assert await register(attacker, "2001", "the-real-secret", wait=0.5) is None
         async with vx.state.db.session() as s:
             bans = (await s.execute(select(SipEvent).where(SipEvent.kind == "banned"))).scalars().all()
         assert len(bans) == 1 and bans[0].source == "127.0.0.1" and bans[0].username == "2001"
