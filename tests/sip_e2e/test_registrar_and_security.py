@@ -14,7 +14,13 @@ from voxswitch.store.models import Registration, SipEvent
 
 
 async def register(
-    client: RawUdpClient, user: str, password: str, *, expires: int = 300, contact: str | None = None
+    client: RawUdpClient,
+    user: str,
+    password: str,
+    *,
+    expires: int = 300,
+    contact: str | None = None,
+    wait: float = 2.0,
 ) -> Response | None:
     call_id = secrets.token_hex(8)
     extra = [f"Expires: {expires}"]
