@@ -20,9 +20,11 @@ app = typer.Typer(help="Voxswitch: a self-hosted voice platform.", no_args_is_he
 user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 apikey_app = typer.Typer(help="Manage API keys for machine clients.", no_args_is_help=True)
 config_app = typer.Typer(help="Inspect configuration.", no_args_is_help=True)
+device_app = typer.Typer(help="Manage SIP devices (accounts on the registrar).", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(config_app, name="config")
+app.add_typer(device_app, name="device")
 console = Console()
 err_console = Console(stderr=True)
 T = TypeVar("T")
@@ -146,6 +148,24 @@ def apikey_create(
     created = _run(work)
     err_console.print(f"API key [bold]{created.key.name}[/bold] (id {created.key.id}) - shown once, keep it safe:")
     print(created.secret)
+
+
+@device_app.command("add")
+def device_add(
+    username: Annotated[str, typer.Argument(help="SIP username, e.g. an extension like 1001")],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+    name: Annotated[str, typer.Option(help="A name people recognise")] = "",
+    device_type: Annotated[str, typer.Option("--type", help="Vendor or kind, e.g. grandstream")] = "generic",
+) -> None:
+    """Create a SIP account; only its digest hashes are stored."""
+
+    async def work(state: AppState):
+        return await state.devices.create(
+            name=name or f"Device {username}", username=username, password=password, type=device_type
+        )
+
+    device = _run(work)
+    console.print(f"created device [bold]{device.username}[/bold] (id {device.id}, realm {device.realm})")
 
 
 @config_app.command("show")
