@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     sip_password: SecretStr | None = Field(
         default=None, validation_alias=_env("VOXSWITCH_SIP_PASSWORD", "SIP_PASSWORD")
     )
+    sip_trunk_transport: str = "UDP"
+    sip_trunk_domain: str | None = None
+    sip_trunk_register: bool = False
+    sip_trunk_expires: int = Field(default=600, ge=60)
 
     # --- voice ---------------------------------------------------------------------------------
     tts_service: str = Field(default="espeak", validation_alias=_env("VOXSWITCH_TTS_SERVICE", "TTS_SERVICE"))

@@ -13,6 +13,7 @@ import pytest
 
 from tests.e2e.conftest import VOXSWITCH, Server, start_server, stop_server
 from tests.peers.ports import free_sip_port, free_tcp_port
+from tests.sip_e2e.conftest import sip_settings  # noqa: F401  (a fixture, shared)
 
 PASSWORDS = {"1001": "secret-1001", "1002": "secret-1002", "1003": "secret-1003"}
 

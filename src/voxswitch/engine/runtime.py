@@ -10,6 +10,7 @@ from voxswitch.engine.accounts import AccountDirectory
 from voxswitch.engine.certificates import ensure_self_signed, server_context
 from voxswitch.engine.registrar import BindingBook
 from voxswitch.engine.sip_server import SipServer, SipServerConfig
+from voxswitch.engine.trunk import TrunkConfig, TrunkRegistration
 from voxswitch.sip.digest import Algorithm
 from voxswitch.sip.security import BanPolicy
 from voxswitch.sip.transaction import Timers
@@ -25,6 +26,7 @@ class Engine:
         self.accounts = AccountDirectory()
         self.bindings = BindingBook(db)
         self.sip: SipServer | None = None
+        self.trunk: TrunkRegistration | None = None
         self._secret = secret
         self.listening: dict[str, tuple[str, int]] = {}
 
@@ -54,8 +56,26 @@ class Engine:
         )
         self.sip = SipServer(config, self.db, self.accounts, self.bindings, self._secret)
         self.listening = await self.sip.start()
+        if s.sip_trunk_ip:
+            self.trunk = TrunkRegistration(
+                self.sip.stack,
+                TrunkConfig(
+                    host=s.sip_trunk_ip,
+                    port=s.sip_trunk_port,
+                    transport=s.sip_trunk_transport.upper(),
+                    username=s.sip_username,
+                    password=s.sip_password.get_secret_value() if s.sip_password else None,
+                    domain=s.sip_trunk_domain,
+                    register=s.sip_trunk_register,
+                    expires=s.sip_trunk_expires,
+                ),
+            )
+            if s.sip_trunk_register:
+                self.trunk.start()
         log.info("SIP listening", extra={"sip_listeners": {k: f"{h}:{p}" for k, (h, p) in self.listening.items()}})
 
     async def stop(self) -> None:
+        if self.trunk is not None:
+            await self.trunk.stop()
         if self.sip is not None:
             await self.sip.stop()
