@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     aws_access_key: SecretStr | None = Field(
         default=None, validation_alias=_env("VOXSWITCH_AWS_ACCESS_KEY", "AWS_ACCESS_KEY")
     )
+    aws_secret_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("VOXSWITCH_AWS_SECRET_KEY", "AWS_SECRET_KEY")
+    )
+    aws_region: str = Field(default="us-east-1", validation_alias=_env("VOXSWITCH_AWS_REGION", "AWS_REGION"))
+    azure_region: str = Field(default="eastus", validation_alias=_env("VOXSWITCH_AZURE_REGION", "AZURE_REGION"))
 
     # --- Twilio (DID sync, webhooks) -----------------------------------------------------------
     twilio_account_sid: str | None = Field(

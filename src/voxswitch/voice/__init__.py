@@ -1,0 +1,1 @@
+"""Voice: TTS, STT, VAD and the agent loop. Works on PCM frames and knows nothing of SIP."""
