@@ -4,19 +4,33 @@ and stopped together by the application's lifespan."""
 from __future__ import annotations
 
 import logging
+import socket
 
 from voxswitch.config import Settings
 from voxswitch.engine.accounts import AccountDirectory
+from voxswitch.engine.calls import CallManager
 from voxswitch.engine.certificates import ensure_self_signed, server_context
 from voxswitch.engine.registrar import BindingBook
 from voxswitch.engine.sip_server import SipServer, SipServerConfig
 from voxswitch.engine.trunk import TrunkConfig, TrunkRegistration
+from voxswitch.media.ports import RtpPortAllocator
 from voxswitch.sip.digest import Algorithm
 from voxswitch.sip.security import BanPolicy
 from voxswitch.sip.transaction import Timers
 from voxswitch.store.database import Database
+from voxswitch.voice.tts import TtsConfig, create_engine
 
 log = logging.getLogger(__name__)
+
+
+def primary_ip() -> str:
+    """The address other hosts reach us on (a connected UDP socket sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: never contacted, only routed
+            return str(probe.getsockname()[0])
+        except OSError:
+            return "127.0.0.1"
 
 
 class Engine:
@@ -56,6 +70,10 @@ class Engine:
         )
         self.sip = SipServer(config, self.db, self.accounts, self.bindings, self._secret)
         self.listening = await self.sip.start()
+        advertised = s.sip_advertised_host or (s.sip_host if s.sip_host not in ("0.0.0.0", "::") else primary_ip())
+        tts = create_engine(s.tts_service, TtsConfig.from_settings(s), cache_dir=s.data_dir / "tts-cache")
+        ports = RtpPortAllocator(s.rtp_port_min, s.rtp_port_max, host=s.sip_host)
+        self.sip.calls = CallManager(self.db, self.sip.stack, ports, tts, advertised)
         if s.sip_trunk_ip:
             self.trunk = TrunkRegistration(
                 self.sip.stack,

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 
 from voxswitch.engine.accounts import AccountDirectory, SipAccount
+from voxswitch.engine.calls import CallManager
 from voxswitch.engine.registrar import BindingBook
 from voxswitch.sip.digest import Algorithm, AuthOutcome, Credentials, DigestError, DigestServer
 from voxswitch.sip.message import Request, Response, build_response
@@ -68,6 +69,7 @@ class SipServer:
         self.guard = AuthGuard(config.ban, on_ban=self._on_ban)
         self.stack = SipStack(self, timers=config.timers, drop=self._banned)
         self._tasks: set[asyncio.Task[None]] = set()
+        self.calls: CallManager | None = None  # set by the engine once media and TTS are ready
 
     # lifecycle -----------------------------------------------------------------------------------
 
@@ -80,6 +82,8 @@ class SipServer:
         return dict(self.stack.transport.listen)
 
     async def stop(self) -> None:
+        if self.calls is not None:
+            await self.calls.stop()
         for task in list(self._tasks):
             task.cancel()
         await self.stack.stop()
@@ -98,12 +102,20 @@ class SipServer:
         log.debug("stray %s from %s:%s", response.status, source.host, source.port)
 
     def on_request(self, txn: ServerTransaction | None, request: Request, source: Target) -> None:
-        if txn is None:
-            return  # the ACK of a 2xx: dialogs arrive with the call engine
+        calls = self.calls
+        if txn is None:  # the ACK of a 2xx: end to end, the dialog's (§13.2.2.4)
+            if calls is not None:
+                calls.on_in_dialog(None, request)
+            return
         method = request.method
         if method == "OPTIONS":
             self._answer_options(txn, request)
             return
+        # In-dialog requests and CANCEL are matched to a call we already accepted; the dialog (or
+        # the INVITE transaction) identifies them, so they are not challenged again.
+        if calls is not None and (method == "CANCEL" or request.to.tag is not None):
+            if calls.on_in_dialog(txn, request):
+                return
         if method == "CANCEL":
             self._answer_cancel(txn, request)
             return
@@ -116,9 +128,10 @@ class SipServer:
             self._spawn(self._relay_message(txn, request, account))
         elif method == "SUBSCRIBE":
             self.stack.respond(txn, build_response(request, 489, "Bad Event"))
+        elif method == "INVITE" and request.to.tag is None and calls is not None:
+            calls.on_invite(txn, request, source, account.username)
         elif method == "INVITE":
-            # Calls arrive with the call engine (issue #4); until then, say so plainly.
-            self.stack.respond(txn, build_response(request, 480, "Temporarily Unavailable - No Call Engine"))
+            self.stack.respond(txn, build_response(request, 480, "Temporarily Unavailable"))
         elif method in ("BYE", "INFO", "UPDATE", "NOTIFY", "REFER", "PRACK"):
             self.stack.respond(txn, build_response(request, 481, "Call/Transaction Does Not Exist"))
         else:

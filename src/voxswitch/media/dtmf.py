@@ -25,6 +25,7 @@ or more always accepted; in between it depends on how the tone straddles frames.
 
 from __future__ import annotations
 
+import collections
 import math
 import struct
 from dataclasses import dataclass
@@ -56,7 +57,6 @@ LOW_FREQS = (697.0, 770.0, 852.0, 941.0)
 HIGH_FREQS = (1209.0, 1336.0, 1477.0, 1633.0)
 KEYPAD = ("123A", "456B", "789C", "*0#D")  # rows: low group, columns: high group
 
-_MASK32 = 0xFFFFFFFF
 _EVENT = struct.Struct("!BBH")
 
 
@@ -181,11 +181,6 @@ class DigitEnd:
 DtmfEvent: TypeAlias = DigitBegin | DigitEnd
 
 
-def _older(a: int, b: int) -> bool:
-    """RTP timestamp `a` precedes `b` in 32-bit serial arithmetic."""
-    return 0 < ((b - a) & _MASK32) < 0x80000000
-
-
 class DtmfReceiver:
     """Turns received telephone-event packets into `DigitBegin`/`DigitEnd`, each exactly once.
 
@@ -199,7 +194,10 @@ class DtmfReceiver:
         self._current: tuple[int, str] | None = None  # (timestamp, digit) of the event in progress
         self._duration = 0
         self._last_packet = 0.0
-        self._last_ended: int | None = None
+        # Events recently ended, by (timestamp, digit): their retransmitted or late packets are
+        # dropped. Remembering several (not only the last) keeps a stream whose events are not in
+        # timestamp order (spliced captures, a restarted sender) from losing digits.
+        self._ended: collections.deque[tuple[int, str]] = collections.deque(maxlen=16)
 
     def feed(self, timestamp: int, payload: bytes | bytearray | memoryview, now: float) -> list[DtmfEvent]:
         """Events caused by one telephone-event packet; raises `DtmfError` on a short payload."""
@@ -214,11 +212,8 @@ class DtmfReceiver:
             if ev.end:
                 return [self._finish()]
             return []
-        ended = self._last_ended
-        if ended is not None and (timestamp == ended or _older(timestamp, ended)):
+        if (timestamp, digit) in self._ended:
             return []  # a retransmitted end packet, or a late packet of a finished event
-        if current is not None and _older(timestamp, current[0]):
-            return []  # a late packet of an event before the current one
         out: list[DtmfEvent] = []
         if current is not None:
             out.append(self._finish())  # a new event started: the previous one's end packets were lost
@@ -244,7 +239,7 @@ class DtmfReceiver:
         assert self._current is not None
         timestamp, digit = self._current
         self._current = None
-        self._last_ended = timestamp
+        self._ended.append((timestamp, digit))
         return DigitEnd(digit, timestamp, self._duration)
 
 

@@ -235,6 +235,8 @@ class SipStack:
                 pending.on_provisional(msg)
         elif not pending.future.done():
             pending.future.set_result(msg)
+        else:  # a forked or retransmitted 2xx after the first final (§13.2.2.4): the TU decides
+            self.handler.on_stray_response(msg, action.source or Target("UDP", "", 0))
 
     def _rearm(self) -> None:
         deadline = self.layer.next_deadline()

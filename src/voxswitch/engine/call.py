@@ -1,0 +1,133 @@
+"""A Call: its state machine, persisted on every transition and published as an event.
+
+The states are the documents' shared vocabulary. A call ends in exactly one final state, and the
+`calls` row is written at each move, so a crash leaves the last known state behind, never nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from voxswitch.store.database import Database
+from voxswitch.store.models import CallRecord, new_id, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class CallState(StrEnum):
+    INITIATED = "initiated"
+    RINGING = "ringing"
+    ANSWERED = "answered"
+    IN_PROGRESS = "in_progress"
+    ON_HOLD = "on_hold"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    CANCELLED = "cancelled"
+
+    @property
+    def final(self) -> bool:
+        return self in _FINAL
+
+
+S = CallState
+_FINAL = frozenset({S.COMPLETED, S.FAILED, S.BUSY, S.NO_ANSWER, S.CANCELLED})
+_ENDINGS_BEFORE_ANSWER = {S.FAILED, S.BUSY, S.NO_ANSWER, S.CANCELLED}
+TRANSITIONS: frozenset[tuple[CallState, CallState]] = frozenset(
+    {(S.INITIATED, S.RINGING), (S.INITIATED, S.ANSWERED), (S.RINGING, S.ANSWERED)}
+    | {(a, b) for a in (S.INITIATED, S.RINGING) for b in _ENDINGS_BEFORE_ANSWER}
+    | {(S.ANSWERED, S.IN_PROGRESS), (S.IN_PROGRESS, S.ON_HOLD), (S.ON_HOLD, S.IN_PROGRESS)}
+    | {(a, b) for a in (S.ANSWERED, S.IN_PROGRESS, S.ON_HOLD) for b in (S.COMPLETED, S.FAILED)}
+)
+
+Listener = Callable[["Call", CallState], Awaitable[None] | None]
+
+
+class IllegalCallTransition(RuntimeError):
+    pass
+
+
+class Call:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        direction: str,
+        from_number: str,
+        to_number: str,
+        surface: str = "engine",
+        user_id: str | None = None,
+        call_id: str | None = None,
+    ) -> None:
+        self.db = db
+        self.id = call_id or new_id()
+        self.direction = direction
+        self.from_number = from_number
+        self.to_number = to_number
+        self.surface = surface
+        self.user_id = user_id
+        self.state = CallState.INITIATED
+        self.created_at: datetime = utcnow()
+        self.answered_at: datetime | None = None
+        self.ended_at: datetime | None = None
+        self.hangup_cause: str | None = None
+        self.listeners: list[Listener] = []
+        self.ended = asyncio.Event()
+        self.data: dict[str, Any] = {}  # what an app wants to keep with the call (digits, ...)
+
+    @property
+    def duration_seconds(self) -> int | None:
+        if self.answered_at is None:
+            return None
+        end = self.ended_at or utcnow()
+        return int((end - self.answered_at).total_seconds() + 0.5)
+
+    async def move(self, new: CallState, cause: str | None = None) -> None:
+        """Take a transition of the table (a repeated final move is a no-op), persist, publish."""
+        if new is self.state or (self.state.final and new.final):
+            return
+        if (self.state, new) not in TRANSITIONS:
+            raise IllegalCallTransition(f"call {self.id}: {self.state} -> {new}")
+        self.state = new
+        now = utcnow()
+        if new is CallState.ANSWERED:
+            self.answered_at = now
+        if new.final:
+            self.ended_at = now
+            self.hangup_cause = cause or self.hangup_cause
+        await self.save()
+        for listener in list(self.listeners):
+            try:
+                result = listener(self, new)
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                log.exception("call listener failed")
+        if new.final:
+            self.ended.set()
+
+    async def save(self) -> None:
+        async with self.db.session() as s:
+            await s.merge(
+                CallRecord(
+                    id=self.id,
+                    direction=self.direction,
+                    from_number=self.from_number[:64],
+                    to_number=self.to_number[:64],
+                    status=self.state.value,
+                    user_id=self.user_id,
+                    surface=self.surface,
+                    created_at=self.created_at,
+                    answered_at=self.answered_at,
+                    ended_at=self.ended_at,
+                    duration_seconds=self.duration_seconds if self.ended_at else None,
+                    hangup_cause=(self.hangup_cause or None) and self.hangup_cause[:200],
+                )
+            )
+            await s.commit()

@@ -1,0 +1,137 @@
+"""Calls as the SIP endpoint delivers them: an authenticated INVITE becomes a Call with a leg, and
+the app the dialled user names runs it. In-dialog requests (ACK, BYE, CANCEL) reach their leg here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from voxswitch.engine.apps import APPS, CallContext, HungUp
+from voxswitch.engine.call import Call, CallState
+from voxswitch.engine.sip_leg import SipLeg
+from voxswitch.media.clock import MediaClock
+from voxswitch.media.ports import PortRangeExhausted, RtpPortAllocator
+from voxswitch.sip import sdp
+from voxswitch.sip.dialog import DialogSet
+from voxswitch.sip.message import Request, build_response
+from voxswitch.sip.stack import SipStack
+from voxswitch.sip.transaction import ServerTransaction, Target
+from voxswitch.sip.uri import SipUri
+from voxswitch.store.database import Database
+from voxswitch.voice.tts import TtsEngine
+
+log = logging.getLogger(__name__)
+
+
+class CallManager:
+    def __init__(
+        self, db: Database, stack: SipStack, ports: RtpPortAllocator, tts: TtsEngine, advertised_host: str
+    ) -> None:
+        self.db = db
+        self.stack = stack
+        self.ports = ports
+        self.tts = tts
+        self.advertised_host = advertised_host
+        self.clock = MediaClock()
+        self.dialogs = DialogSet()
+        self.calls: dict[str, Call] = {}
+        self._by_invite: dict[tuple[str, str], SipLeg] = {}  # (Call-ID, From tag) -> leg, before a dialog
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # requests the SIP endpoint hands over -----------------------------------------------------
+
+    def on_invite(self, txn: ServerTransaction, invite: Request, source: Target, caller: str) -> None:
+        uri = invite.uri
+        dialled = uri.user if isinstance(uri, SipUri) and uri.user else ""
+        app_fn = APPS.get(dialled)
+        if app_fn is None:
+            self.stack.respond(txn, build_response(invite, 404, "Not Found"))
+            return
+        self.stack.respond(txn, build_response(invite, 100))
+        leg = SipLeg(self.stack, self.dialogs, self.clock, self.ports, txn, invite, source, self.advertised_host)
+        call = Call(self.db, direction="inbound", from_number=caller, to_number=dialled)
+        self.calls[call.id] = call
+        self._by_invite[(invite.call_id, invite.from_.tag or "")] = leg
+        task = asyncio.get_running_loop().create_task(self._run(call, leg, app_fn, dialled))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def on_in_dialog(self, txn: ServerTransaction | None, request: Request) -> bool:
+        """ACK, BYE, CANCEL, re-INVITE... for one of our calls. False when it is not ours."""
+        method = request.method
+        if method == "CANCEL":
+            leg = self._by_invite.get((request.call_id, request.from_.tag or ""))
+            if leg is None:
+                return False
+            assert txn is not None
+            self.stack.respond(txn, build_response(request, 200))
+            leg.reject(487, "Request Terminated")
+            leg.on_cancel()
+            return True
+        dialog, verdict = self.dialogs.receive_request(request)
+        if dialog is None:
+            if method == "ACK":
+                return True  # a stray ACK is dropped (§17.2.3)
+            if txn is not None and verdict.status:
+                response = verdict.response(request)
+                if response is not None:
+                    self.stack.respond(txn, response)
+            return txn is not None
+        leg = dialog.user_data
+        if not isinstance(leg, SipLeg):
+            return False
+        if method == "ACK":
+            leg.on_ack()
+            return True
+        assert txn is not None
+        if not verdict.accepted:
+            response = verdict.response(request)
+            if response is not None:
+                self.stack.respond(txn, response)
+            return True
+        if method == "BYE":
+            leg.on_bye(txn, request)
+        else:  # re-INVITE (hold), INFO, UPDATE arrive with the rest of issue #4
+            self.stack.respond(txn, build_response(request, 501, "Not Implemented"))
+        return True
+
+    # running a call ---------------------------------------------------------------------------
+
+    async def _run(self, call: Call, leg: SipLeg, app_fn: object, name: str) -> None:
+        key = (leg.invite.call_id, leg.invite.from_.tag or "")
+        try:
+            await call.save()
+            try:
+                await leg.prepare_media()
+            except (sdp.SdpError, PortRangeExhausted) as exc:
+                leg.reject(488 if isinstance(exc, sdp.SdpError) else 503)
+                await call.move(CallState.FAILED, f"media: {exc}")
+                return
+            ctx = CallContext(call, leg, self.tts)
+            try:
+                await app_fn(ctx)  # type: ignore[operator]
+            except HungUp:
+                pass
+            except Exception:
+                log.exception("app %s failed", name, extra={"call_id": call.id})
+                await leg.hangup("application error")
+                await call.move(CallState.FAILED, "application error")
+                return
+            if not leg.ended.is_set():
+                await leg.hangup("app finished")
+            cause = leg.end_cause or "normal clearing"
+            if call.state in (CallState.ANSWERED, CallState.IN_PROGRESS, CallState.ON_HOLD):
+                await call.move(CallState.COMPLETED, cause)
+            elif cause.startswith("cancelled"):
+                await call.move(CallState.CANCELLED, cause)
+            else:
+                await call.move(CallState.FAILED, cause)
+        finally:
+            self._by_invite.pop(key, None)
+            self.calls.pop(call.id, None)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await self.clock.stop()

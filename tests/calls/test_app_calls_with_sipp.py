@@ -1,0 +1,81 @@
+"""Calls into apps, with SIPp as the caller: the app answers, speaks (RTP reaches SIPp), collects the
+exact RFC 2833 digits SIPp plays from sip-tester's pcaps, hangs up; the call leaves its record."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from tests.peers.sipp import SippConfig, dtmf_pcap, run_sipp
+from tests.sip_e2e.conftest import running
+from voxswitch.engine.apps import CallContext, app
+from voxswitch.store.models import CallRecord
+
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(90)]
+SCENARIOS = Path(__file__).parent / "scenarios"
+HEARD: dict[str, str] = {}
+SENT: dict[str, int] = {}
+
+
+@app("test-gather")
+async def gather_and_report(ctx: CallContext) -> None:
+    """A user's app, registered like any other: say something, gather, remember, hang up."""
+    await ctx.say("Enter your code and press pound.")
+    SENT[ctx.call.id] = ctx.leg.endpoint.packets_out
+    HEARD[ctx.call.id] = await ctx.gather(digits=10, timeout=8.0)
+    await ctx.hangup()
+
+
+async def test_sipp_calls_an_app_that_speaks_and_gathers_dtmf(tmp_path: Path, sip_settings: Callable[..., Any]) -> None:
+    HEARD.clear()
+    SENT.clear()
+    async for vx in running(sip_settings(sip_digest_algorithms=["MD5"])):
+        await vx.device("1001", "secret-1001")
+        config = SippConfig(
+            SCENARIOS / "uac_invite_dtmf_wait_bye.xml",
+            target=f"127.0.0.1:{vx.udp}",
+            service="test-gather",
+            auth_user="1001",
+            auth_password="secret-1001",
+            template={
+                "dtmf_4": str(dtmf_pcap("4")),
+                "dtmf_2": str(dtmf_pcap("2")),
+                "dtmf_7": str(dtmf_pcap("7")),
+                "dtmf_pound": str(dtmf_pcap("#")),
+            },
+        )
+        result = await asyncio.to_thread(run_sipp, config, tmp_path, 60.0)
+        assert result.ok, result.describe()
+        assert list(HEARD.values()) == ["427"]
+        # the sentence went out as RTP at 50 packets a second: about 1.5 s of speech from espeak
+        assert 40 <= next(iter(SENT.values())) <= 200
+        call_id = next(iter(HEARD))
+        async with vx.state.db.session() as s:
+            row = (await s.execute(select(CallRecord).where(CallRecord.id == call_id))).scalar_one()
+        assert row.status == "completed" and row.direction == "inbound" and row.to_number == "test-gather"
+        assert row.from_number == "1001" and row.duration_seconds is not None and row.duration_seconds >= 1
+        assert row.answered_at is not None and row.ended_at is not None
+
+
+async def test_unknown_app_is_404_and_leaves_no_call(tmp_path: Path, sip_settings: Callable[..., Any]) -> None:
+    async for vx in running(sip_settings(sip_digest_algorithms=["MD5"])):
+        await vx.device("1001", "secret-1001")
+        config = SippConfig(
+            SCENARIOS / "uac_invite_dtmf_wait_bye.xml",
+            target=f"127.0.0.1:{vx.udp}",
+            service="no-such-app",
+            auth_user="1001",
+            auth_password="secret-1001",
+            recv_timeout_ms=3000,
+            template={k: str(dtmf_pcap("1")) for k in ("dtmf_4", "dtmf_2", "dtmf_7", "dtmf_pound")},
+        )
+        result = await asyncio.to_thread(run_sipp, config, tmp_path, 30.0)
+        assert not result.ok
+        assert any(getattr(m, "status", None) == 404 for m in result.messages)
+        async with vx.state.db.session() as s:
+            assert (await s.execute(select(CallRecord))).scalars().all() == []
