@@ -79,3 +79,30 @@ async def test_unknown_app_is_404_and_leaves_no_call(tmp_path: Path, sip_setting
         assert any(getattr(m, "status", None) == 404 for m in result.messages)
         async with vx.state.db.session() as s:
             assert (await s.execute(select(CallRecord))).scalars().all() == []
+
+
+@app("test-wait")
+async def wait_a_long_time(ctx: CallContext) -> None:
+    await ctx.answer()
+    await ctx.pause(60)
+
+
+async def test_a_far_end_that_vanishes_ends_on_media_timeout(tmp_path: Path, sip_settings: Callable[..., Any]) -> None:
+    async for vx in running(sip_settings(sip_digest_algorithms=["MD5"], media_timeout_seconds=3.0)):
+        await vx.device("1001", "secret-1001")
+        one_digit = str(dtmf_pcap("1"))  # bursts of RTP for ~3 s (the scenario's pauses), then silence
+        config = SippConfig(
+            SCENARIOS / "uac_invite_dtmf_wait_bye.xml",
+            target=f"127.0.0.1:{vx.udp}",
+            service="test-wait",
+            auth_user="1001",
+            auth_password="secret-1001",
+            template={"g711a_pcap": one_digit, **{k: one_digit for k in ("dtmf_4", "dtmf_2", "dtmf_7", "dtmf_pound")}},
+        )
+        result = await asyncio.to_thread(run_sipp, config, tmp_path, 30.0)
+        assert result.ok, result.describe()  # SIPp got our BYE
+        bye = result.received("BYE")
+        assert bye and "media timeout" in str(bye[0])
+        async with vx.state.db.session() as s:
+            row = (await s.execute(select(CallRecord))).scalar_one()
+        assert row.status == "failed" and row.hangup_cause == "media timeout" and row.answered_at is not None

@@ -26,8 +26,16 @@ log = logging.getLogger(__name__)
 
 class CallManager:
     def __init__(
-        self, db: Database, stack: SipStack, ports: RtpPortAllocator, tts: TtsEngine, advertised_host: str
+        self,
+        db: Database,
+        stack: SipStack,
+        ports: RtpPortAllocator,
+        tts: TtsEngine,
+        advertised_host: str,
+        *,
+        media_timeout: float = 30.0,
     ) -> None:
+        self.media_timeout = media_timeout
         self.db = db
         self.stack = stack
         self.ports = ports
@@ -100,6 +108,7 @@ class CallManager:
 
     async def _run(self, call: Call, leg: SipLeg, app_fn: object, name: str) -> None:
         key = (leg.invite.call_id, leg.invite.from_.tag or "")
+        watchdog: asyncio.Task[None] | None = None
         try:
             await call.save()
             try:
@@ -109,6 +118,7 @@ class CallManager:
                 await call.move(CallState.FAILED, f"media: {exc}")
                 return
             ctx = CallContext(call, leg, self.tts)
+            watchdog = asyncio.get_running_loop().create_task(self._watch_media(leg))
             try:
                 await app_fn(ctx)  # type: ignore[operator]
             except HungUp:
@@ -121,15 +131,33 @@ class CallManager:
             if not leg.ended.is_set():
                 await leg.hangup("app finished")
             cause = leg.end_cause or "normal clearing"
-            if call.state in (CallState.ANSWERED, CallState.IN_PROGRESS, CallState.ON_HOLD):
+            if cause == "media timeout":  # the far end vanished: not a normal end
+                await call.move(CallState.FAILED, cause)
+            elif call.state in (CallState.ANSWERED, CallState.IN_PROGRESS, CallState.ON_HOLD):
                 await call.move(CallState.COMPLETED, cause)
             elif cause.startswith("cancelled"):
                 await call.move(CallState.CANCELLED, cause)
             else:
                 await call.move(CallState.FAILED, cause)
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
             self._by_invite.pop(key, None)
             self.calls.pop(call.id, None)
+
+    async def _watch_media(self, leg: SipLeg) -> None:
+        """End an answered call whose far end has stopped sending RTP (it vanished, or its network did)."""
+        loop = asyncio.get_running_loop()
+        await leg.acked.wait()
+        started = loop.time()
+        while not leg.ended.is_set():
+            await asyncio.sleep(min(1.0, self.media_timeout / 4))
+            now = loop.time()
+            silent = leg.endpoint.idle_for(now) if leg.endpoint.last_received is not None else now - started
+            if silent >= self.media_timeout:
+                log.warning("media timeout after %.1fs without RTP", silent)
+                await leg.hangup("media timeout")
+                return
 
     async def stop(self) -> None:
         for task in list(self._tasks):

@@ -73,7 +73,9 @@ class Engine:
         advertised = s.sip_advertised_host or (s.sip_host if s.sip_host not in ("0.0.0.0", "::") else primary_ip())
         tts = create_engine(s.tts_service, TtsConfig.from_settings(s), cache_dir=s.data_dir / "tts-cache")
         ports = RtpPortAllocator(s.rtp_port_min, s.rtp_port_max, host=s.sip_host)
-        self.sip.calls = CallManager(self.db, self.sip.stack, ports, tts, advertised)
+        self.sip.calls = CallManager(
+            self.db, self.sip.stack, ports, tts, advertised, media_timeout=s.media_timeout_seconds
+        )
         if s.sip_trunk_ip:
             self.trunk = TrunkRegistration(
                 self.sip.stack,
