@@ -1,0 +1,1084 @@
+"""SIP transaction rates: Voxswitch beside Kamailio, measured in the same run (issue #3).
+
+Two SIPp scenarios -- OPTIONS answered 200, and REGISTER with MD5 digest (401, then 200) over many
+users -- run against Voxswitch (one process, pinned to one core) and against Kamailio (one UDP worker,
+in-memory registrar, HA1s in an htable; pinned to the same core). For each pair the offered rate is
+doubled step by step until a step is not clean, then bisected; a step is clean when every call
+succeeded, nothing was retransmitted, no stray message arrived and SIPp achieved at least 95 % of
+the offered rate. The highest clean step is the server's rate. SIPp runs on the other core.
+
+    .venv/bin/python benchmarks/sip_transactions/run.py            # the full benchmark, ~5 min
+    .venv/bin/python benchmarks/sip_transactions/run.py --quick    # 2 s steps, a rough look
+
+It prints progress and a table, and writes results.json, results.md, chart.png and the py-spy
+profile of Voxswitch under REGISTER load into --out (default: results/ next to this file).
+See README.md here and docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import re
+import resource
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from tests.peers import ports, processes  # noqa: E402
+from tests.peers.sipp import SippConfig, SippProcess, SippResult  # noqa: E402
+
+LOOPBACK = "127.0.0.1"
+REALM = "voxswitch"
+KAMAILIO_MODULES = "/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+SCENARIOS = {"options": HERE / "options.xml", "register": HERE / "register_digest.xml"}
+SERVERS = ("voxswitch", "kamailio")
+TICKS = os.sysconf("SC_CLK_TCK")
+VENV_BIN = Path(sys.executable).parent
+
+
+def _rmem_max() -> int:
+    try:
+        return int(Path("/proc/sys/net/core/rmem_max").read_text())
+    except (OSError, ValueError):
+        return 212_992
+
+
+SIPP_BUFFER = max(65_535, min(_rmem_max(), 8 * 1024 * 1024))
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def password_of(user: str) -> str:
+    return f"secret-{user}"
+
+
+def md5_ha1(user: str, realm: str, password: str) -> str:
+    return hashlib.md5(f"{user}:{realm}:{password}".encode()).hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------
+# CPU accounting from /proc
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # comm is in parentheses and may hold spaces: split after the last ')'. Fields from state on.
+    return text[text.rindex(")") + 2 :].split()
+
+
+def session_cpu_ticks(sid: int) -> int:
+    """utime + stime of every process in session ``sid`` (a server and the workers it forked)."""
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        f = _stat_fields(int(entry.name))
+        # After comm: state(0) ppid(1) pgrp(2) session(3) ... utime(11) stime(12)
+        if f is not None and int(f[3]) == sid:
+            total += int(f[11]) + int(f[12])
+    return total
+
+
+def core_busy_ticks() -> dict[str, int]:
+    """Busy jiffies per CPU line of /proc/stat (``cpu``, ``cpu0``, ...): everything but idle and iowait."""
+    out: dict[str, int] = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        if not line.startswith("cpu"):
+            break
+        name, *values = line.split()
+        v = [int(x) for x in values]
+        out[name] = sum(v[:8]) - v[3] - v[4]  # user nice system idle iowait irq softirq steal
+    return out
+
+
+def children_cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+# ------------------------------------------------------------------------------------------------
+# SIP helpers
+
+
+def sip_options_ping(port: int, timeout: float = 0.3) -> bool:
+    """Send one OPTIONS over UDP to 127.0.0.1:port; True when a 200 comes back."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((LOOPBACK, 0))
+        s.settimeout(timeout)
+        local = s.getsockname()[1]
+        branch = "z9hG4bK" + uuid.uuid4().hex
+        msg = (
+            f"OPTIONS sip:ping@{LOOPBACK}:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {LOOPBACK}:{local};branch={branch}\r\n"
+            f"From: <sip:bench@{LOOPBACK}>;tag={uuid.uuid4().hex[:8]}\r\n"
+            f"To: <sip:ping@{LOOPBACK}:{port}>\r\n"
+            f"Call-ID: {uuid.uuid4().hex}@bench\r\n"
+            "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+        s.sendto(msg.encode(), (LOOPBACK, port))
+        try:
+            data, _ = s.recvfrom(65535)
+        except TimeoutError:
+            return False
+        return data.startswith(b"SIP/2.0 200")
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, alive: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError(f"{what}: the process exited")
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{what}: not ready within {timeout:.0f}s")
+
+
+# ------------------------------------------------------------------------------------------------
+# The servers
+
+
+class Server:
+    name = ""
+
+    def __init__(self, workdir: Path, users: Sequence[str], cpu: str | None) -> None:
+        self.workdir = workdir / self.name
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.users = users
+        self.cpu = cpu
+        self.sip_port = ports.free_sip_port(LOOPBACK)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = self.workdir / f"{self.name}.log"
+
+    def pin(self, argv: list[str]) -> list[str]:
+        return ["taskset", "-c", self.cpu, *argv] if self.cpu is not None else argv
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def cpu_ticks(self) -> int:
+        return session_cpu_ticks(self.pid)
+
+    def spawn(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+        with self.log.open("wb") as out:
+            self.proc = processes.spawn(
+                self.pin(argv), cwd=self.workdir, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out
+            )
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            processes.stop(self.proc, [(signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)])
+        ports.release(self.sip_port)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def version(self) -> str:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+
+class Voxswitch(Server):
+    name = "voxswitch"
+
+    def __init__(
+        self, workdir: Path, users: Sequence[str], cpu: str | None, extra_env: dict[str, str], command: str | None
+    ) -> None:
+        super().__init__(workdir, users, cpu)
+        self.command = command
+        self.data_dir = self.workdir / "data"
+        self.http_port = ports.free_tcp_port(LOOPBACK)
+        self.tls_port = ports.free_tcp_port(LOOPBACK)
+        self.env = {
+            **os.environ,
+            "VOXSWITCH_DATA_DIR": str(self.data_dir),
+            "VOXSWITCH_HTTP_HOST": LOOPBACK,
+            "VOXSWITCH_HTTP_PORT": str(self.http_port),
+            "VOXSWITCH_SIP_HOST": LOOPBACK,
+            "VOXSWITCH_SIP_PORT": str(self.sip_port),
+            "VOXSWITCH_SIP_TLS_PORT": str(self.tls_port),
+            "VOXSWITCH_SIP_REALM": REALM,
+            # SIPp 3.6 answers only the first challenge and knows only MD5.
+            "VOXSWITCH_SIP_DIGEST_ALGORITHMS": '["MD5"]',
+            "VOXSWITCH_RATE_LIMITS_ENABLED": "false",
+            # Every call comes from 127.0.0.1: an overloaded step must not get the next ones banned.
+            "VOXSWITCH_SIP_BAN_AFTER": "1000000000",
+            "VOXSWITCH_LOG_LEVEL": "WARNING",
+            **extra_env,
+        }
+
+    def version(self) -> str:
+        from importlib.metadata import version
+
+        return version("voxswitch")
+
+    def _create_devices(self) -> None:
+        """The SIP accounts, made through DeviceService (as `voxswitch device add` does), in one process."""
+        script = textwrap.dedent(
+            """
+            import asyncio, sys
+            from voxswitch.api.state import AppState
+            from voxswitch.config import Settings
+            from voxswitch.store.migrate import upgrade
+
+            async def main() -> None:
+                settings = Settings()
+                settings.data_dir.mkdir(parents=True, exist_ok=True)
+                state = AppState.build(settings)
+                try:
+                    await upgrade(state.db)
+                    for user in sys.argv[1:]:
+                        await state.devices.create(name=f"bench {user}", username=user, password=f"secret-{user}")
+                finally:
+                    await state.db.dispose()
+
+            asyncio.run(main())
+            """
+        )
+        subprocess.run([sys.executable, "-c", script, *self.users], env=self.env, check=True, timeout=120)
+
+    def start(self) -> None:
+        self._create_devices()
+        voxswitch = shutil.which("voxswitch", path=str(VENV_BIN)) or str(VENV_BIN / "voxswitch")
+        self.spawn(shlex.split(self.command) if self.command else [voxswitch, "serve"], env=self.env)
+
+        def healthy() -> bool:
+            with urllib.request.urlopen(f"http://{LOOPBACK}:{self.http_port}/health", timeout=1) as r:
+                return r.status == 200
+
+        wait_until(healthy, 60, "voxswitch /health", self.alive)
+        wait_until(lambda: sip_options_ping(self.sip_port), 20, "voxswitch SIP", self.alive)
+
+
+KAMAILIO_TEMPLATE = HERE / "kamailio.cfg.template"
+
+
+class Kamailio(Server):
+    name = "kamailio"
+
+    def version(self) -> str:
+        out = subprocess.run(["kamailio", "-v"], capture_output=True, text=True, timeout=10).stdout
+        return out.splitlines()[0].removeprefix("version: ").strip() if out else "?"
+
+    def render_config(self) -> Path:
+        users = "\n".join(f'    $sht(users=>{u}) = "{md5_ha1(u, REALM, password_of(u))}";' for u in self.users)
+        values = {
+            "listen": LOOPBACK,
+            "port": str(self.sip_port),
+            "realm": REALM,
+            "mpath": KAMAILIO_MODULES,
+            "users": users,
+        }
+        text = KAMAILIO_TEMPLATE.read_text()
+        for key, value in values.items():
+            text = text.replace("{{" + key + "}}", value)
+        if "{{" in text:
+            raise RuntimeError("kamailio.cfg.template has a placeholder run.py does not fill")
+        path = self.workdir / "kamailio.cfg"
+        path.write_text(text)
+        return path
+
+    def start(self) -> None:
+        cfg = self.render_config()
+        check = subprocess.run(["kamailio", "-c", "-f", str(cfg)], capture_output=True, text=True, timeout=30)
+        if check.returncode != 0:
+            raise RuntimeError(f"kamailio rejects {cfg}:\n{check.stdout}{check.stderr}")
+        rundir = self.workdir / "run"
+        rundir.mkdir(exist_ok=True)
+        # -DD: stay in the foreground (our session) with the workers as children; -E: log to stderr.
+        argv = ["kamailio", "-f", str(cfg), "-DD", "-E", "-Y", str(rundir), "-P", str(rundir / "kamailio.pid")]
+        self.spawn([*argv, "-m", "128", "-M", "16"])
+        wait_until(lambda: sip_options_ping(self.sip_port), 20, "kamailio SIP", self.alive)
+
+
+# ------------------------------------------------------------------------------------------------
+# Steps
+
+
+@dataclass
+class Step:
+    server: str
+    scenario: str
+    offered: float
+    calls: int
+    successful: int = 0
+    failed: int = 0
+    retransmissions: int = 0
+    unexpected: int = 0  # out-of-call and dead-call messages
+    achieved: float = 0.0
+    elapsed: float = 0.0
+    server_cpu: float = 0.0  # share of one core, 1.0 = 100 %
+    client_cpu: float = 0.0
+    server_core_busy: float | None = None  # the server's core, busy from all sources
+    other_on_server_core: float | None = None  # of which not the server
+    returncode: int = 0
+    timed_out: bool = False
+    passed: bool = False
+    reason: str = ""
+    kind: str = "ladder"  # ladder | warmup | profile
+
+    def line(self) -> str:
+        verdict = "clean" if self.passed else f"NOT CLEAN ({self.reason})"
+        other = f", others on its core {self.other_on_server_core:.0%}" if self.other_on_server_core is not None else ""
+        return (
+            f"offered {self.offered:>8.0f}/s -> {self.achieved:>8.0f}/s  "
+            f"{self.successful}/{self.calls} ok, {self.failed} failed, {self.retransmissions} retrans, "
+            f"{self.unexpected} stray | server CPU {self.server_cpu:.0%}{other}, SIPp CPU {self.client_cpu:.0%}"
+            f"  {verdict}"
+        )
+
+
+def _epoch(value: str) -> float | None:
+    # SIPp writes "2026-11-23<TAB>09:31:21.618190<TAB>1795426281.618190".
+    try:
+        return float(value.split("\t")[-1])
+    except (ValueError, IndexError):
+        return None
+
+
+def _stats_rows(path: Path) -> list[dict[str, str]]:
+    try:
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return []
+    if len(lines) < 2:
+        return []
+    rows = list(csv.reader(lines, delimiter=";"))
+    header = rows[0]
+    return [{k: v for k, v in zip(header, row, strict=False) if k} for row in rows[1:]]
+
+
+def _int(stats: dict[str, str], key: str) -> int:
+    try:
+        return int(float(stats.get(key) or 0))
+    except ValueError:
+        return 0
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, workdir: Path, users: list[str]) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.users = users
+        self.users_csv = workdir / "users.csv"
+        lines = ["SEQUENTIAL"] + [f"{u};[authentication username={u} password={password_of(u)}];" for u in users]
+        self.users_csv.write_text("\n".join(lines) + "\n")
+        self.steps: list[Step] = []
+        self.runs = 0
+
+    def sipp_config(self, server: Server, scenario: str, rate: float, calls: int, seconds: float) -> SippConfig:
+        # -buff_size: SIPp's socket buffers default to 64 KB, which a burst of answers overflows at
+        # high rates (retransmissions that are SIPp's, not the server's); take what the kernel allows.
+        # -nd: an aborted REGISTER must not be followed by a BYE. -max_non_invite_retrans 2: an
+        # unanswered request fails after 3.5 s rather than 32 s, so a step past the limit ends soon.
+        extra = ["-nd", "-max_non_invite_retrans", "2", "-buff_size", str(SIPP_BUFFER)]
+        keys: dict[str, str] = {}
+        if scenario == "register":
+            extra += ["-inf", str(self.users_csv)]
+            keys["expires"] = "3600"
+        return SippConfig(
+            scenario=SCENARIOS[scenario],
+            target=f"{LOOPBACK}:{server.sip_port}",
+            calls=calls,
+            rate=rate,
+            rate_period_ms=1000,
+            # At most a second's worth of calls in flight: a server that falls behind shows it.
+            limit=max(200, int(rate)),
+            keys=keys,
+            service="bench" if scenario == "options" else None,
+            trace_msg=False,
+            trace_err=True,
+            sipp_timeout_s=seconds * 3 + 15,
+            extra_args=extra,
+        )
+
+    def run_step(
+        self,
+        server: Server,
+        scenario: str,
+        rate: float,
+        seconds: float | None = None,
+        kind: str = "ladder",
+        during: Callable[[], None] | None = None,
+    ) -> Step:
+        seconds = seconds or self.args.step_seconds
+        calls = max(int(rate * seconds), 20)
+        self.runs += 1
+        config = self.sipp_config(server, scenario, rate, calls, seconds)
+        sipp = SippProcess(config, self.workdir / "sipp", name=f"{self.runs:03d}_{server.name}_{scenario}_{rate:g}")
+        if self.args.client_cpu is not None:
+            sipp.argv = ["taskset", "-c", self.args.client_cpu, *sipp.argv]
+        step = Step(server.name, scenario, rate, calls, kind=kind)
+        core = f"cpu{self.args.server_cpu}" if self.args.server_cpu is not None else None
+        server0, busy0, child0, t0 = server.cpu_ticks(), core_busy_ticks(), children_cpu_seconds(), time.monotonic()
+        with sipp:  # starts SIPp; leaving kills it if still running
+            if during is not None:
+                during()
+            result: SippResult = sipp.wait(timeout=seconds * 3 + 30)
+            server1, busy1, child1, t1 = server.cpu_ticks(), core_busy_ticks(), children_cpu_seconds(), time.monotonic()
+        wall = t1 - t0
+        rows = _stats_rows(result.files.stats)
+        last = rows[-1] if rows else {}
+        step.successful = _int(last, "SuccessfulCall(C)")
+        step.failed = _int(last, "FailedCall(C)")
+        step.retransmissions = _int(last, "Retransmissions(C)")
+        step.unexpected = _int(last, "OutOfCallMsgs(C)") + _int(last, "DeadCallMsgs(C)")
+        start, end = _epoch(last.get("StartTime", "")), _epoch(last.get("CurrentTime", ""))
+        step.elapsed = (end - start) if start is not None and end is not None and end > start else wall
+        step.achieved = step.successful / step.elapsed if step.elapsed > 0 else 0.0
+        step.server_cpu = (server1 - server0) / TICKS / wall
+        step.client_cpu = (child1 - child0) / wall
+        if core is not None and core in busy0:
+            step.server_core_busy = (busy1[core] - busy0[core]) / TICKS / wall
+            step.other_on_server_core = max(0.0, step.server_core_busy - step.server_cpu)
+        step.returncode, step.timed_out = result.returncode, result.timed_out
+        problems = []
+        if step.failed:
+            problems.append(f"{step.failed} failed")
+        if step.successful < calls and not step.failed:
+            problems.append(f"{calls - step.successful} unfinished")
+        if step.retransmissions > self.args.max_retransmissions:
+            problems.append(f"{step.retransmissions} retransmissions")
+        if step.unexpected:
+            problems.append(f"{step.unexpected} stray messages")
+        if step.achieved < self.args.keep_up * rate:
+            problems.append(f"achieved {step.achieved / rate:.0%} of offered")
+        if result.timed_out:
+            problems.append("timed out")
+        elif result.returncode != 0 and not problems:
+            problems.append(f"sipp exit {result.returncode}")
+        if not server.alive():
+            problems.append("server died")
+        step.passed = not problems
+        step.reason = ", ".join(problems)
+        self.steps.append(step)
+        if not server.alive():
+            raise RuntimeError(f"{server.name} died during a step:\n{server.log_tail()}")
+        return step
+
+    def settle(self, step: Step) -> None:
+        """Let the server drain what a step left (queued datagrams, retransmissions) before the next."""
+        time.sleep(1.0 if step.passed else 4.0)
+
+    def warm_up(self, server: Server, scenario: str) -> None:
+        # Registers every user once (the steady state is re-registration), or wakes the OPTIONS path.
+        rate = 200.0
+        seconds = max(len(self.users) / rate, 1.0) if scenario == "register" else 1.0
+        step = self.run_step(server, scenario, rate, seconds=seconds, kind="warmup")
+        say(f"  [{server.name} {scenario}] warm-up (not judged): {step.line()}")
+        self.settle(step)
+
+    def ladder(self, server: Server, scenario: str) -> tuple[Step | None, Step | None]:
+        """(highest clean step, lowest step that was not clean)."""
+        args = self.args
+        best: Step | None = None
+        worst: Step | None = None
+        rate = float(args.start_rate)
+        tag = f"  [{server.name} {scenario}]"
+        while rate <= args.max_rate:
+            step = self.run_step(server, scenario, rate)
+            say(f"{tag} {step.line()}")
+            self.settle(step)
+            if step.passed:
+                best = step
+                if worst is not None:
+                    break  # came down after a failed start
+                rate *= args.factor
+            else:
+                worst = step
+                if best is not None:
+                    break
+                rate /= args.factor  # the start rate was already too high: come down
+                if rate < 10:
+                    break
+        for _ in range(args.refine):
+            if best is None or worst is None:
+                break
+            rate = round((best.offered + worst.offered) / 2)
+            if rate in (best.offered, worst.offered):
+                break
+            step = self.run_step(server, scenario, rate)
+            say(f"{tag} {step.line()}  (refining)")
+            self.settle(step)
+            if step.passed:
+                best = step
+            else:
+                worst = step
+        return best, worst
+
+
+# ------------------------------------------------------------------------------------------------
+# Profile
+
+
+_FRAME = re.compile(r"^(?P<func>.*) \((?P<file>.*?)(?::(?P<line>\d+))?\)$")
+
+
+def _short_path(path: str) -> str:
+    for marker in ("site-packages/", "/src/", "/lib/python3"):
+        if marker in path:
+            tail = path.split(marker, 1)[1]
+            return tail if marker != "/lib/python3" else "stdlib" + tail[tail.index("/") :]
+    return path
+
+
+def _is_python(name: str) -> bool:
+    return ".py)" in name or name.endswith(".py")
+
+
+def _is_noise(name: str) -> bool:
+    # Unresolved addresses and libc's own frames say little about who asked for the work.
+    return name.startswith("0x") or "(libc.so" in name or "(?)" in name
+
+
+def _thread_kind(names: list[str]) -> str:
+    joined = ";".join(names)
+    if "_connection_worker_thread" in joined:
+        return "database threads (aiosqlite)"
+    if "Runner.run" in joined or "run_until_complete" in joined:
+        return "event loop thread"
+    if "(sqlalchemy/" in names[0] or "(aiosqlite/" in names[0] or "greenlet" in names[0]:
+        # SQLAlchemy's async layer runs its sync code in greenlets on the event loop thread; py-spy
+        # shows a greenlet's stack from the greenlet's own root.
+        return "event loop thread (SQLAlchemy greenlets)"
+    return "other threads"
+
+
+def summarise_profile(raw: Path, top: int = 20) -> dict[str, object]:
+    """Sample shares from py-spy's raw (collapsed stack) output -- one line per distinct stack,
+    frames root-first, then its sample count: per thread kind, per package of the leaf frame, per
+    leaf function (self), and per Voxswitch function with everything it calls (inclusive). A native
+    leaf (C code, with --native) is named with the nearest caller that says who asked for it."""
+    self_count: Counter[str] = Counter()
+    incl_count: Counter[str] = Counter()
+    area_count: Counter[str] = Counter()
+    thread_count: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        names = []
+        for frame in stack.split(";"):
+            m = _FRAME.match(frame.strip())
+            names.append(f"{m['func']} ({_short_path(m['file'])})" if m else frame.strip())
+        if not names:
+            continue
+        total += count
+        thread_count[_thread_kind(names)] += count
+        leaf = names[-1]
+        if not _is_python(leaf):
+            caller = next((n for n in reversed(names[:-1]) if not _is_noise(n) and n != leaf), None)
+            if caller is not None:
+                leaf = f"{leaf} <- {caller}"
+        self_count[leaf] += count
+        for name in set(names):
+            # Inclusive time is told for Voxswitch's own functions (the entry points, CLI and
+            # server runner, are ancestors of everything and say nothing).
+            if "(voxswitch/" in name and "(voxswitch/cli.py)" not in name:
+                incl_count[name] += count
+        leaf_file = names[-1].rsplit("(", 1)[-1].rstrip(")")
+        parts = leaf_file.split("/")
+        area = "/".join(parts[:2]) if parts[0] in ("voxswitch", "stdlib") else parts[0]
+        area_count[area] += count
+
+    def share(counter: Counter[str]) -> list[tuple[str, float]]:
+        return [(k, v / total) for k, v in counter.most_common(top)] if total else []
+
+    return {
+        "samples": total,
+        "threads": share(thread_count),
+        "self_by_package": share(area_count),
+        "self": share(self_count),
+        "inclusive": share(incl_count),
+    }
+
+
+def profile_text(summary: dict[str, object], title: str) -> str:
+    out = [f"{title}: {summary['samples']} samples"]
+    for key, label in (
+        ("threads", "samples by thread"),
+        ("self_by_package", "self time by package/module area (leaf frame)"),
+        ("self", "self time (the function itself)"),
+        ("inclusive", "inclusive time of Voxswitch functions (the function and what it calls)"),
+    ):
+        out.append(f"\n{label}:")
+        for name, frac in summary.get(key, []):  # type: ignore[attr-defined]
+            out.append(f"  {frac:6.1%}  {name}")
+    return "\n".join(out)
+
+
+def run_profile(
+    bench: Bench, server: Voxswitch, scenario: str, rate: float, out: Path, native: bool = False
+) -> dict[str, object] | None:
+    """Record Voxswitch with py-spy while SIPp offers ``rate``.
+
+    The default is a CPU profile taken without stopping the process (``--nonblocking``): Python
+    frames only, threads waiting in the kernel left out, so it shows where CPU goes. ``native``
+    adds C frames and idle threads (``--native --idle``), which shows where time is *waited* (e.g.
+    SQLite's busy handler) -- but py-spy must then pause the process for every sample, which slows
+    it: that step's rates are not comparable with the others.
+    """
+    py_spy = shutil.which("py-spy", path=str(VENV_BIN)) or shutil.which("py-spy")
+    if py_spy is None:
+        say("  py-spy is not installed (.venv/bin/pip install py-spy): no profile")
+        return None
+    seconds = bench.args.profile_seconds
+    stem = f"profile_{scenario}" + ("_native" if native else "")
+    raw = out / f"{stem}.txt"
+    outputs = [("raw", raw)] if native else [("raw", raw), ("flamegraph", out / f"{stem}.svg")]
+    mode = ["--native", "--idle"] if native else ["--nonblocking"]
+    spies: list[subprocess.Popen[bytes]] = []
+
+    def attach() -> None:
+        time.sleep(0.5)  # into the steady state
+        for fmt, path in outputs:
+            argv = [
+                py_spy,
+                "record",
+                "--pid",
+                str(server.pid),
+                "--duration",
+                str(int(seconds)),
+                "--rate",
+                "100",
+                *mode,
+                "--format",
+                fmt,
+                "--output",
+                str(path),
+            ]
+            if bench.args.client_cpu is not None:
+                argv = ["taskset", "-c", bench.args.client_cpu, *argv]
+            spies.append(processes.spawn(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    step = bench.run_step(server, scenario, rate, seconds=seconds + 1.5, kind="profile", during=attach)
+    say(f"  [{server.name} {scenario}] under py-spy{' --native' if native else ''}: {step.line()}")
+    for spy in spies:
+        try:
+            spy.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        finally:
+            processes.stop(spy, [(signal.SIGINT, 5.0)])
+    if not raw.exists():
+        say("  py-spy wrote no profile (does this kernel allow ptrace?)")
+        return None
+    summary = summarise_profile(raw)
+    summary["rate"] = rate
+    summary["native"] = native
+    summary["step"] = dataclasses.asdict(step)
+    title = f"Voxswitch under {scenario} load at {rate:g}/s" + (
+        " (native frames, idle threads included)" if native else ""
+    )
+    (out / f"{stem}_top.txt").write_text(profile_text(summary, title) + "\n")
+    return summary
+
+
+# ------------------------------------------------------------------------------------------------
+# Report
+
+
+def machine() -> dict[str, object]:
+    model = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    sipp = subprocess.run(["sipp", "-v"], capture_output=True, text=True, timeout=10).stdout
+    banner = next((line.strip() for line in sipp.splitlines() if "SIPp v" in line), "?")
+    return {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "sipp": banner.removeprefix("SIPp ").split(" ")[0].rstrip(".,") if banner != "?" else "?",
+        "loadavg_start": os.getloadavg(),
+    }
+
+
+def limit_of(best: Step | None, worst: Step | None, max_rate: float) -> str:
+    """What stopped the ladder, judged from the first step that was not clean."""
+    if best is None:
+        return "no clean step"
+    if worst is None:
+        return f"ladder ceiling ({max_rate:g}/s) reached"
+    if worst.server_cpu >= 0.85 or (
+        worst.server_core_busy is not None and worst.server_core_busy >= 0.9 and worst.server_cpu >= 0.6
+    ):
+        return f"server CPU ({worst.server_cpu:.0%} of its core at {worst.offered:g}/s: {worst.reason})"
+    if worst.client_cpu >= 0.85:
+        return f"SIPp CPU ({worst.client_cpu:.0%} of its core at {worst.offered:g}/s: {worst.reason})"
+    return (
+        f"neither core saturated at {worst.offered:g}/s ({worst.reason}; server {worst.server_cpu:.0%}, "
+        f"SIPp {worst.client_cpu:.0%}): the server stalls or waits (pauses, locks, I/O), not its CPU"
+    )
+
+
+def fmt_rate(step: Step | None) -> str:
+    return f"{step.achieved:,.0f}" if step is not None else "-"
+
+
+def table(results: dict[str, dict[str, dict[str, object]]], scenarios: Sequence[str]) -> str:
+    header = (
+        "scenario",
+        "Voxswitch cps",
+        "Kamailio cps",
+        "ratio",
+        "failures (V/K)",
+        "CPU at that rate (V/K)",
+        "cps per core-second (V/K)",
+        "efficiency ratio",
+    )
+    rows = [header]
+    for scenario in scenarios:
+        v = results.get("voxswitch", {}).get(scenario, {})
+        k = results.get("kamailio", {}).get(scenario, {})
+        vb, kb = v.get("best"), k.get("best")
+        ratio = f"{vb.achieved / kb.achieved:.3f}" if vb and kb and kb.achieved else "-"
+        vpc = vb.achieved / vb.server_cpu if vb and vb.server_cpu > 0 else None
+        kpc = kb.achieved / kb.server_cpu if kb and kb.server_cpu > 0 else None
+        eff = f"{vpc / kpc:.3f}" if vpc and kpc else "-"
+        rows.append(
+            (
+                scenario,
+                fmt_rate(vb),
+                fmt_rate(kb),
+                ratio,
+                f"{vb.failed if vb else '-'} / {kb.failed if kb else '-'}",
+                f"{vb.server_cpu:.0%} / {kb.server_cpu:.0%}" if vb and kb else "-",
+                f"{vpc:,.0f} / {kpc:,.0f}" if vpc and kpc else "-",
+                eff,
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def chart(
+    path: Path,
+    steps: list[Step],
+    results: dict[str, dict[str, dict[str, object]]],
+    scenarios: Sequence[str],
+    info: dict[str, object],
+) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    colours = {"voxswitch": "#1f77b4", "kamailio": "#d62728"}
+    fig, axes = plt.subplots(1, 1 + len(scenarios), figsize=(5.2 * (1 + len(scenarios)), 4.6))
+    bars = axes[0]
+    width = 0.38
+    for i, server in enumerate(SERVERS):
+        values = [(results.get(server, {}).get(s, {}).get("best") or Step(server, s, 0, 0)).achieved for s in scenarios]
+        xs = [j + (i - 0.5) * width for j in range(len(scenarios))]
+        drawn = bars.bar(xs, values, width, label=server.capitalize(), color=colours[server])
+        bars.bar_label(drawn, labels=[f"{v:,.0f}" for v in values], fontsize=8)
+    for j, s in enumerate(scenarios):
+        vb = results.get("voxswitch", {}).get(s, {}).get("best")
+        kb = results.get("kamailio", {}).get(s, {}).get("best")
+        if vb and kb and kb.achieved:
+            bars.annotate(
+                f"ratio {vb.achieved / kb.achieved:.2f}",
+                (j, 0),
+                xytext=(0, -28),
+                textcoords="offset points",
+                ha="center",
+                fontsize=8,
+            )
+    bars.set_xticks(range(len(scenarios)), [s.upper() for s in scenarios])
+    bars.set_yscale("log")
+    bars.set_ylabel("highest clean rate (calls/s, log)")
+    bars.set_title("Highest rate with zero failures")
+    bars.legend(fontsize=8)
+    for ax, s in zip(axes[1:], scenarios, strict=True):
+        for server in reversed(SERVERS):  # Voxswitch drawn last, on top where the two overlap
+            pts = sorted(
+                (st for st in steps if st.server == server and st.scenario == s and st.kind == "ladder"),
+                key=lambda st: st.offered,
+            )
+            if not pts:
+                continue
+            ax.plot([p.offered for p in pts], [p.achieved for p in pts], "-", color=colours[server], alpha=0.6)
+            ax.scatter(
+                [p.offered for p in pts if p.passed],
+                [p.achieved for p in pts if p.passed],
+                color=colours[server],
+                marker="o",
+                s=70 if server == "kamailio" else 22,  # a small dot inside a big one where both are clean
+                label=f"{server} clean",
+            )
+            ax.scatter(
+                [p.offered for p in pts if not p.passed],
+                [p.achieved for p in pts if not p.passed],
+                color=colours[server],
+                marker="x",
+                s=60,
+                label=f"{server} not clean",
+            )
+        lo = min((st.offered for st in steps if st.scenario == s), default=1)
+        hi = max((st.offered for st in steps if st.scenario == s), default=10)
+        ax.plot([lo, hi], [lo, hi], ":", color="grey", label="achieved = offered")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("offered (calls/s)")
+        ax.set_ylabel("achieved (calls/s)")
+        ax.set_title(f"{s.upper()}: offered vs achieved per step")
+        ax.legend(fontsize=7)
+    fig.suptitle(
+        f"SIP transactions, one core each -- {info['cpu_model']}, {info['nproc']} CPUs, {info['date']}", fontsize=9
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--servers", default=",".join(SERVERS), help="comma-separated: voxswitch,kamailio")
+    p.add_argument("--scenarios", default="options,register", help="comma-separated: options,register")
+    p.add_argument("--users", type=int, default=100, help="SIP accounts registered round-robin (default 100)")
+    p.add_argument("--step-seconds", type=float, default=5.0, help="length of each rate step (default 5)")
+    p.add_argument("--start-rate", type=float, default=250.0, help="first offered rate, calls/s (default 250)")
+    p.add_argument("--factor", type=float, default=2.0, help="rate multiplier between steps (default 2)")
+    p.add_argument("--refine", type=int, default=2, help="bisection steps after the first unclean one (default 2)")
+    p.add_argument("--max-rate", type=float, default=64000.0, help="stop climbing here (default 64000)")
+    p.add_argument("--keep-up", type=float, default=0.95, help="achieved/offered a clean step needs (default 0.95)")
+    p.add_argument("--max-retransmissions", type=int, default=0, help="retransmissions a clean step may have (0)")
+    p.add_argument("--server-cpu", default="0", help="core for the server under test ('' to not pin)")
+    p.add_argument("--client-cpu", default="1", help="core for SIPp and py-spy ('' to not pin)")
+    p.add_argument("--no-profile", dest="profile", action="store_false", help="skip the py-spy profile")
+    p.add_argument("--profile-seconds", type=float, default=10.0, help="py-spy recording length (default 10)")
+    p.add_argument(
+        "--profile-native",
+        action="store_true",
+        help="also record C frames and waiting threads (pauses Voxswitch per sample)",
+    )
+    p.add_argument(
+        "--voxswitch-cmd",
+        default=None,
+        metavar="COMMAND",
+        help="run Voxswitch with this command line instead of '.venv/bin/voxswitch serve'",
+    )
+    p.add_argument(
+        "--voxswitch-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for Voxswitch, e.g. VOXSWITCH_SQLITE_SYNCHRONOUS=NORMAL",
+    )
+    p.add_argument("--out", type=Path, default=HERE / "results", help="where results go (default: results/ here)")
+    p.add_argument("--keep", action="store_true", help="keep the work directory (SIPp logs, server logs, data)")
+    p.add_argument("--quick", action="store_true", help="2 s steps, 1 refinement, 4 s profile: a rough look")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.step_seconds, args.refine, args.profile_seconds = 2.0, 1, 4.0
+    args.server_cpu = args.server_cpu or None
+    args.client_cpu = args.client_cpu or None
+    if (os.cpu_count() or 1) < 2:
+        args.server_cpu = args.client_cpu = None
+    args.servers = [s for s in args.servers.split(",") if s]
+    args.scenarios = [s for s in args.scenarios.split(",") if s]
+    for s in args.servers:
+        if s not in SERVERS:
+            p.error(f"unknown server {s!r}")
+    for s in args.scenarios:
+        if s not in SCENARIOS:
+            p.error(f"unknown scenario {s!r}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    for tool in ("sipp", "taskset", *(["kamailio"] if "kamailio" in args.servers else [])):
+        if shutil.which(tool) is None:
+            say(f"{tool} is not installed (apt-get install -y {'sip-tester' if tool == 'sipp' else tool})")
+            return 2
+    extra_env = dict(item.split("=", 1) for item in args.voxswitch_env)
+    info = machine()
+    args.out.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="voxswitch-bench-sip-"))
+    users = [str(1001 + i) for i in range(args.users)]
+    bench = Bench(args, workdir, users)
+    say(
+        f"SIP transaction benchmark -- {info['date']}, {info['nproc']} x {info['cpu_model']}, "
+        f"load average {' '.join(f'{x:.2f}' for x in info['loadavg_start'])}"
+    )
+    say(
+        f"servers on core {args.server_cpu}, SIPp on core {args.client_cpu}; {args.step_seconds:g} s steps; "
+        f"{len(users)} users; work directory {workdir}"
+    )
+    results: dict[str, dict[str, dict[str, object]]] = {}
+    versions: dict[str, str] = {}
+    profile: dict[str, object] | None = None
+    native_profile: dict[str, object] | None = None
+    started = time.monotonic()
+    try:
+        for name in args.servers:
+            server: Server = (
+                Voxswitch(workdir, users, args.server_cpu, extra_env, args.voxswitch_cmd)
+                if name == "voxswitch"
+                else Kamailio(workdir, users, args.server_cpu)
+            )
+            versions[name] = server.version()
+            say(f"\n== {name} {versions[name]}: starting on UDP {LOOPBACK}:{server.sip_port}")
+            try:
+                server.start()
+                say(f"  ready (pid {server.pid}, idle CPU check: {server.cpu_ticks() / TICKS:.1f} s used so far)")
+                for scenario in args.scenarios:
+                    bench.warm_up(server, scenario)
+                    best, worst = bench.ladder(server, scenario)
+                    results.setdefault(name, {})[scenario] = {
+                        "best": best,
+                        "worst": worst,
+                        "limit": limit_of(best, worst, args.max_rate),
+                    }
+                    say(
+                        f"  [{name} {scenario}] highest clean rate {fmt_rate(best)}/s; limit: "
+                        f"{results[name][scenario]['limit']}"
+                    )
+                    if name == "voxswitch" and scenario == "register" and args.profile and best is not None:
+                        rate = max(50.0, round(best.achieved * 0.8, -1))
+                        profile = run_profile(bench, server, scenario, rate, args.out)  # type: ignore[arg-type]
+                        if args.profile_native:
+                            native_profile = run_profile(
+                                bench,
+                                server,
+                                scenario,
+                                rate,
+                                args.out,
+                                native=True,  # type: ignore[arg-type]
+                            )
+            except Exception:
+                say(f"  {name} log tail:\n{textwrap.indent(server.log_tail(), '    ')}")
+                raise
+            finally:
+                server.stop()
+                say(f"  {name} stopped")
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    info["loadavg_end"] = os.getloadavg()
+    info["minutes"] = round((time.monotonic() - started) / 60, 1)
+    info["versions"] = versions
+    others = [s.other_on_server_core for s in bench.steps if s.other_on_server_core is not None and s.kind == "ladder"]
+    info["other_load_on_server_core"] = {
+        "mean": sum(others) / len(others) if others else None,
+        "max": max(others) if others else None,
+    }
+
+    text_table = table(results, args.scenarios)
+    limits = "\n".join(
+        f"- {name} {scenario}: {r['limit']}" for name, per in results.items() for scenario, r in per.items()
+    )
+    say("\n" + text_table)
+    say("\nWhat stopped each ladder (the first step that was not clean):\n" + limits)
+    load = info["other_load_on_server_core"]
+    say(
+        f"\nLoad average {' '.join(f'{x:.2f}' for x in info['loadavg_start'])} at start, "
+        f"{' '.join(f'{x:.2f}' for x in info['loadavg_end'])} at end; CPU used by others on the servers' core "
+        f"during steps: mean {load['mean'] or 0:.0%}, max {load['max'] or 0:.0%}. {info['minutes']} min."
+    )
+    if profile is not None:
+        say(
+            "\n"
+            + profile_text(
+                {**profile, "self": profile["self"][:12], "inclusive": profile["inclusive"][:15]},
+                f"Voxswitch profile under REGISTER at {profile['rate']:g}/s",
+            )
+        )
+
+    report = {
+        "machine": info,
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "results": {
+            name: {
+                scenario: {
+                    "best": dataclasses.asdict(r["best"]) if r["best"] else None,
+                    "worst": dataclasses.asdict(r["worst"]) if r["worst"] else None,
+                    "limit": r["limit"],
+                }
+                for scenario, r in per.items()
+            }
+            for name, per in results.items()
+        },
+        "steps": [dataclasses.asdict(s) for s in bench.steps],
+        "profile": profile,
+        "profile_native": native_profile,
+    }
+    (args.out / "results.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    steps_md = "\n".join(f"- {s.server} {s.scenario} ({s.kind}): {s.line()}" for s in bench.steps)
+    (args.out / "results.md").write_text(
+        f"# SIP transactions: Voxswitch vs Kamailio ({info['date']})\n\n"
+        f"{info['nproc']} x {info['cpu_model']}, kernel {info['kernel']}; {versions}; SIPp {info['sipp']}\n\n"
+        f"{text_table}\n\nLimits:\n{limits}\n\nSteps:\n{steps_md}\n"
+    )
+    drawn = chart(args.out / "chart.png", bench.steps, results, args.scenarios, info)
+    say(
+        f"\nwrote {args.out / 'results.json'}, {args.out / 'results.md'}"
+        + (f", {args.out / 'chart.png'}" if drawn else " (no chart: matplotlib is not installed)")
+        + (f", {args.out / 'profile_register.svg'}" if profile is not None else "")
+    )
+    failed_servers = [n for n in args.servers if any(r["best"] is None for r in results.get(n, {}).values())]
+    return 1 if failed_servers else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
