@@ -113,7 +113,7 @@ class Call:
             self.ended.set()
 
     async def save(self) -> None:
-        async with self.db.session() as s:
+        async with self.db.writing() as s:
             await s.merge(
                 CallRecord(
                     id=self.id,

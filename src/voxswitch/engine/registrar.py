@@ -86,7 +86,7 @@ class BindingBook:
 
     async def _persist(self, aor: str, device_id: int, outcome: RegisterOutcome, host: str, port: int) -> None:
         changed = {b.contact for b in outcome.upserts} | set(outcome.removals)
-        async with self.db.session() as s:
+        async with self.db.writing() as s:
             await s.execute(delete(Registration).where(Registration.aor == aor, Registration.contact.in_(changed)))
             for b in outcome.upserts:
                 s.add(

@@ -244,7 +244,7 @@ class SipServer:
         if device_id is None and username is not None:
             account = self.accounts.get(username)
             device_id = account.id if account is not None else None
-        async with self.db.session() as s:
+        async with self.db.writing() as s:
             s.add(SipEvent(device_id=device_id, username=username, kind=kind, source=source, detail=detail))
             await s.commit()
 

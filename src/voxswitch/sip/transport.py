@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -38,6 +39,7 @@ class TransportLimits:
     max_headers: int = 200
     idle_timeout: float = 300.0
     connect_timeout: float = 5.0
+    udp_receive_buffer: int = 4 * 1024 * 1024
 
 
 class _Stream(asyncio.Protocol):
@@ -145,6 +147,16 @@ class SipTransport:
     async def start_udp(self, host: str, port: int) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
         transport, proto = await loop.create_datagram_endpoint(lambda: _Datagrams(self), local_addr=(host, port))
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # room for a burst while the loop is busy (a GC pass, a slow callback)
+            for option in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
+                if option is None:
+                    continue
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, option, self.limits.udp_receive_buffer)
+                    break
+                except OSError:
+                    continue
         self._udp = proto
         bound = transport.get_extra_info("sockname")[:2]
         self.listen["UDP"] = bound

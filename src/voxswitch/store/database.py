@@ -6,6 +6,7 @@ driver named in the scheme, so URLs are normalised here and nowhere else.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -71,10 +72,23 @@ class Database:
         self.url = url
         self.engine = create_engine(url, sqlite_synchronous=sqlite_synchronous)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one write lock per file; pooled connections that race for it sleep in its busy
+        # handler (measured: 70 % of samples under REGISTER load). Hot write paths queue here instead.
+        self._write_lock = asyncio.Lock() if is_sqlite(url) else None
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as s:
+            yield s
+
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[AsyncSession]:
+        """A session for a short write transaction, one at a time on SQLite (any number on PostgreSQL)."""
+        if self._write_lock is None:
+            async with self.sessions() as s:
+                yield s
+            return
+        async with self._write_lock, self.sessions() as s:
             yield s
 
     async def ping(self) -> None:
