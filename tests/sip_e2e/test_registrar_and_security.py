@@ -37,8 +37,8 @@ async def register(
     return await client.send(data, wait)
 
 
-async def test_register_with_digest_then_bindings_survive_a_restart(sip_settings: Any) -> None:
-    settings = sip_settings()
+async def test_register_with_digest_then_bindings_survive_a_restart(sip_settings: Any, database_url: Any) -> None:
+    settings = sip_settings(database_url=database_url)  # the registrar's store on SQLite and PostgreSQL
     async for vx in running(settings):
         await vx.device("1001", "secret-1001")
         client = RawUdpClient((vx.host, vx.udp))
