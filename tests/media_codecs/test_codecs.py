@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.throwaway import missing
 from voxswitch.media import codecs
 from voxswitch.media.codecs import (
     CodecSpec,
@@ -140,8 +141,9 @@ def _best_aligned_snr(ref: np.ndarray, out: np.ndarray, max_lag: int = 80) -> fl
     return max(_snr_db(ref[: n - max_lag], out[lag : lag + n - max_lag]) for lag in range(max_lag))
 
 
-@pytest.mark.skipif(importlib.util.find_spec("G722") is None, reason="G722 binding not installed")
 def test_g722_round_trip_when_available() -> None:
+    if importlib.util.find_spec("G722") is None:
+        missing("the G722 binding (pip extra voxswitch[codecs])")
     codec = default_registry().create("G722", 8000)
     assert codec.sample_rate == 16000
     signal = _sine(16000, 320 * 25)
@@ -152,11 +154,10 @@ def test_g722_round_trip_when_available() -> None:
     assert _best_aligned_snr(signal[1600:], out[1600:]) > 20
 
 
-@pytest.mark.skipif(importlib.util.find_spec("opuslib") is None, reason="opuslib not installed")
 def test_opus_round_trip_when_available() -> None:
     spec = default_registry().get("opus", 48000)
     if not spec.available:
-        pytest.skip(spec.unavailable_reason)
+        missing(f"Opus ({spec.unavailable_reason}; pip extra voxswitch[codecs] and Debian libopus0)")
     codec = spec.create()
     signal = _sine(16000, 320 * 25, amp=8000)
     out = np.concatenate([codec.decode(codec.encode(f)) for f in signal.reshape(25, 320)])

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.throwaway import missing
 from voxswitch.media.frames import samples_per_frame
 from voxswitch.media.resample import FrameResampler, StreamResampler, load_wav, resample
 
@@ -60,7 +61,7 @@ def test_frame_resampler_gives_exact_frames(backend: str, src: int, dst: int) ->
 
 def test_frame_resampler_latency_is_small() -> None:
     if "samplerate" not in BACKENDS:
-        pytest.skip("libsamplerate not installed")
+        missing("libsamplerate (the samplerate package)")
     fr = FrameResampler(16000, 8000, backend="samplerate")
     impulse = np.zeros(320, dtype=np.int16)
     impulse[0] = 20000

@@ -87,10 +87,11 @@ async def test_sip_uri_object_with_scheme_host_port_params_is_accepted(local_dns
 
 
 async def test_uri_parsed_by_voxswitch_sip_uri_is_accepted(local_dns: LocalDnsServer) -> None:
-    uri_module = pytest.importorskip("voxswitch.sip.uri")
-    uri = uri_module.parse_uri("sips:bob@[2001:DB8::1];Transport=TCP;lr")
+    from voxswitch.sip.uri import parse_uri
+
+    uri = parse_uri("sips:bob@[2001:DB8::1];Transport=TCP;lr")
     assert hosts(await resolver_for(local_dns).resolve(uri)) == [("TLS", "2001:db8::1", 5061)]
-    uri = uri_module.parse_uri("sip:bob@example.com:5080;maddr=192.0.2.3;transport=tcp")
+    uri = parse_uri("sip:bob@example.com:5080;maddr=192.0.2.3;transport=tcp")
     assert hosts(await resolver_for(local_dns).resolve(uri)) == [("TCP", "192.0.2.3", 5080)]
     assert local_dns.queries == []
 
