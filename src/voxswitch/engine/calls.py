@@ -9,12 +9,15 @@ import logging
 
 from voxswitch.engine.apps import APPS, CallContext, HungUp
 from voxswitch.engine.call import Call, CallState
+from voxswitch.engine.registrar import BindingBook
 from voxswitch.engine.sip_leg import SipLeg
+from voxswitch.engine.sip_out import OutboundLeg
 from voxswitch.media.clock import MediaClock
 from voxswitch.media.ports import PortRangeExhausted, RtpPortAllocator
 from voxswitch.sip import sdp
-from voxswitch.sip.dialog import DialogSet
-from voxswitch.sip.message import Request, build_response
+from voxswitch.sip.dialog import DialogId, DialogSet
+from voxswitch.sip.message import Request, Response, build_response
+from voxswitch.sip.registrar import Binding
 from voxswitch.sip.stack import SipStack
 from voxswitch.sip.transaction import ServerTransaction, Target
 from voxswitch.sip.uri import SipUri
@@ -33,9 +36,12 @@ class CallManager:
         tts: TtsEngine,
         advertised_host: str,
         *,
+        bindings: BindingBook | None = None,
         media_timeout: float = 30.0,
     ) -> None:
         self.media_timeout = media_timeout
+        self.bindings = bindings
+        self.ring_timeout = 30.0
         self.db = db
         self.stack = stack
         self.ports = ports
@@ -53,15 +59,17 @@ class CallManager:
         uri = invite.uri
         dialled = uri.user if isinstance(uri, SipUri) and uri.user else ""
         app_fn = APPS.get(dialled)
-        if app_fn is None:
+        device = self.bindings.lookup(dialled) if self.bindings is not None and app_fn is None else []
+        if app_fn is None and not device:
             self.stack.respond(txn, build_response(invite, 404, "Not Found"))
             return
         self.stack.respond(txn, build_response(invite, 100))
         leg = SipLeg(self.stack, self.dialogs, self.clock, self.ports, txn, invite, source, self.advertised_host)
-        call = Call(self.db, direction="inbound", from_number=caller, to_number=dialled)
+        call = Call(self.db, direction="inbound" if app_fn else "internal", from_number=caller, to_number=dialled)
         self.calls[call.id] = call
         self._by_invite[(invite.call_id, invite.from_.tag or "")] = leg
-        task = asyncio.get_running_loop().create_task(self._run(call, leg, app_fn, dialled))
+        work = self._run(call, leg, app_fn, dialled) if app_fn else self._bridge(call, leg, dialled, device[0])
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -87,7 +95,7 @@ class CallManager:
                     self.stack.respond(txn, response)
             return txn is not None
         leg = dialog.user_data
-        if not isinstance(leg, SipLeg):
+        if not isinstance(leg, SipLeg | OutboundLeg):
             return False
         if method == "ACK":
             leg.on_ack()
@@ -158,6 +166,88 @@ class CallManager:
                 log.warning("media timeout after %.1fs without RTP", silent)
                 await leg.hangup("media timeout")
                 return
+
+    def on_stray_response(self, response: Response) -> bool:
+        """A 2xx retransmitted after our INVITE's transaction ended: our ACK was lost, send it again."""
+        if response.status < 200 or response.status >= 300 or response.cseq.method != "INVITE":
+            return False
+        dialog = self.dialogs.get(DialogId.of_response(response))
+        if dialog is not None and isinstance(dialog.user_data, OutboundLeg):
+            dialog.user_data.resend_ack()
+            return True
+        return False
+
+    async def _bridge(self, call: Call, inbound: SipLeg, dialled: str, binding: Binding) -> None:
+        """Device to device through us (B2BUA): ring the callee's registered contact, answer the
+        caller when it answers, relay RTP between the two legs untouched (same codec both sides)."""
+        key = (inbound.invite.call_id, inbound.invite.from_.tag or "")
+        out: OutboundLeg | None = None
+        try:
+            await call.save()
+            try:
+                await inbound.prepare_media()
+            except (sdp.SdpError, PortRangeExhausted) as exc:
+                inbound.reject(488 if isinstance(exc, sdp.SdpError) else 503)
+                await call.move(CallState.FAILED, f"media: {exc}")
+                return
+            assert inbound.plan is not None
+            codec = inbound.plan.negotiated.codec
+            out = OutboundLeg(
+                self.stack,
+                self.dialogs,
+                self.ports,
+                Target(binding.transport, binding.source_host, binding.source_port),
+                binding.contact,
+                caller=call.from_number,
+                callee=dialled,
+                advertised_host=self.advertised_host,
+                codecs=(sdp.Codec(codec.name, codec.clock_rate),),
+            )
+
+            async def relay_ringing() -> None:
+                await out.ringing.wait()
+                if call.state is CallState.INITIATED:
+                    inbound.ring()
+                    await call.move(CallState.RINGING)
+
+            ringer = asyncio.get_running_loop().create_task(relay_ringing())
+            placing = asyncio.ensure_future(out.call(ring_for=self.ring_timeout))
+            caller_gone = asyncio.ensure_future(inbound.ended.wait())
+            await asyncio.wait({placing, caller_gone}, return_when=asyncio.FIRST_COMPLETED)
+            ringer.cancel()
+            if not placing.done():  # the caller hung up (CANCEL) while the callee rang
+                placing.cancel()
+                await out.hangup("caller cancelled")
+                await call.move(CallState.CANCELLED, inbound.end_cause or "cancelled")
+                return
+            caller_gone.cancel()
+            status = placing.result()
+            if not 200 <= status < 300:
+                state, code = {
+                    486: (CallState.BUSY, 486),
+                    600: (CallState.BUSY, 486),
+                    0: (CallState.NO_ANSWER, 480),
+                }.get(status, (CallState.FAILED, status if 400 <= status < 700 else 480))
+                inbound.reject(code)
+                await call.move(state, out.end_cause or str(status))
+                return
+            await call.move(CallState.ANSWERED)
+            answering = asyncio.get_running_loop().create_task(inbound.answer())
+            inbound.endpoint.relay_to, out.endpoint.relay_to = out.endpoint, inbound.endpoint
+            await call.move(CallState.IN_PROGRESS)
+            first = asyncio.ensure_future(inbound.ended.wait())
+            second = asyncio.ensure_future(out.ended.wait())
+            await asyncio.wait({first, second}, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in (first, second):
+                waiter.cancel()
+            answering.cancel()
+            cause = inbound.end_cause if inbound.ended.is_set() else out.end_cause
+            await inbound.hangup(cause or "normal clearing")
+            await out.hangup(cause or "normal clearing")
+            await call.move(CallState.COMPLETED, cause)
+        finally:
+            self._by_invite.pop(key, None)
+            self.calls.pop(call.id, None)
 
     async def stop(self) -> None:
         for task in list(self._tasks):

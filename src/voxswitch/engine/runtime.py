@@ -74,7 +74,13 @@ class Engine:
         tts = create_engine(s.tts_service, TtsConfig.from_settings(s), cache_dir=s.data_dir / "tts-cache")
         ports = RtpPortAllocator(s.rtp_port_min, s.rtp_port_max, host=s.sip_host)
         self.sip.calls = CallManager(
-            self.db, self.sip.stack, ports, tts, advertised, media_timeout=s.media_timeout_seconds
+            self.db,
+            self.sip.stack,
+            ports,
+            tts,
+            advertised,
+            bindings=self.bindings,
+            media_timeout=s.media_timeout_seconds,
         )
         if s.sip_trunk_ip:
             self.trunk = TrunkRegistration(

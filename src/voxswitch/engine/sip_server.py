@@ -99,6 +99,8 @@ class SipServer:
         return self.guard.is_banned(source.host, time.monotonic())
 
     def on_stray_response(self, response: Response, source: Target) -> None:
+        if self.calls is not None and self.calls.on_stray_response(response):
+            return
         log.debug("stray %s from %s:%s", response.status, source.host, source.port)
 
     def on_request(self, txn: ServerTransaction | None, request: Request, source: Target) -> None:
