@@ -1,5 +1,6 @@
 """Two PJSIP phones call each other through Voxswitch (B2BUA): digest on the INVITE, ringing,
-answer, audio both ways relayed by our RTP endpoints, hang-up propagated, one call record."""
+answer, audio both ways relayed by our RTP endpoints, mid-call DTMF, hold and resume by re-INVITE
+passed from one leg to the other, hang-up propagated, one call record."""
 
 from __future__ import annotations
 
@@ -49,6 +50,15 @@ def test_two_pjsip_phones_talk_through_voxswitch(tmp_path: Path, voxswitch_sip: 
         time.sleep(2.0)
         heard_by_alice = a.stop_record(call)
         heard_by_bob = b.stop_record(incoming)
+
+        a.send_dtmf(call, "5", method="rfc2833")  # mid-call DTMF crosses the relay
+        assert b.wait_event("dtmf_received", call=incoming, timeout=5)["digit"] == "5"
+
+        mark = b.mark()
+        a.hold(call)  # alice's re-INVITE (sendonly) is answered by us and passed on to bob
+        b.wait_media(incoming, "remote_hold", since=mark, timeout=10)
+        a.unhold(call)
+        b.wait_media(incoming, "active", since=mark, timeout=10)
         a.hangup(call)
         b.wait_call_state(incoming, "disconnected", timeout=10)
 

@@ -10,6 +10,7 @@ import logging
 from voxswitch.engine.apps import APPS, CallContext, HungUp
 from voxswitch.engine.call import Call, CallState
 from voxswitch.engine.registrar import BindingBook
+from voxswitch.engine.reinvite import answer_reinvite, reinvite
 from voxswitch.engine.sip_leg import SipLeg
 from voxswitch.engine.sip_out import OutboundLeg
 from voxswitch.media.clock import MediaClock
@@ -108,7 +109,11 @@ class CallManager:
             return True
         if method == "BYE":
             leg.on_bye(txn, request)
-        else:  # re-INVITE (hold), INFO, UPDATE arrive with the rest of issue #4
+        elif method == "INVITE":
+            task = asyncio.get_running_loop().create_task(self._on_reinvite(leg, txn, request))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        else:  # INFO, UPDATE arrive with the rest of issue #4
             self.stack.respond(txn, build_response(request, 501, "Not Implemented"))
         return True
 
@@ -166,6 +171,22 @@ class CallManager:
                 log.warning("media timeout after %.1fs without RTP", silent)
                 await leg.hangup("media timeout")
                 return
+
+    async def _on_reinvite(self, leg: SipLeg | OutboundLeg, txn: ServerTransaction, request: Request) -> None:
+        """A peer re-offers (hold, resume, a new address): answer it, and pass hold on to the partner."""
+        negotiated = await answer_reinvite(leg, txn, request)
+        if negotiated is None:
+            return
+        leg.endpoint.remote = (negotiated.remote_address, negotiated.remote_port)
+        partner, call = leg.partner, self._call_of(leg)
+        if isinstance(partner, SipLeg | OutboundLeg):
+            held = negotiated.remote_hold
+            await reinvite(partner, sdp.Direction.SENDONLY if held else sdp.Direction.SENDRECV)
+            if call is not None and call.state in (CallState.IN_PROGRESS, CallState.ON_HOLD):
+                await call.move(CallState.ON_HOLD if held else CallState.IN_PROGRESS)
+
+    def _call_of(self, leg: object) -> Call | None:
+        return next((c for c in self.calls.values() if leg in c.data.get("legs", ())), None)
 
     def on_stray_response(self, response: Response) -> bool:
         """A 2xx retransmitted after our INVITE's transaction ended: our ACK was lost, send it again."""
@@ -234,6 +255,9 @@ class CallManager:
             await call.move(CallState.ANSWERED)
             answering = asyncio.get_running_loop().create_task(inbound.answer())
             inbound.endpoint.relay_to, out.endpoint.relay_to = out.endpoint, inbound.endpoint
+            inbound.partner, out.partner = out, inbound
+            _map_payload_types(inbound, out)
+            call.data["legs"] = (inbound, out)
             await call.move(CallState.IN_PROGRESS)
             first = asyncio.ensure_future(inbound.ended.wait())
             second = asyncio.ensure_future(out.ended.wait())
@@ -253,3 +277,17 @@ class CallManager:
         for task in list(self._tasks):
             task.cancel()
         await self.clock.stop()
+
+
+def _map_payload_types(inbound: SipLeg, out: OutboundLeg) -> None:
+    """Each side may have agreed its own number for telephone-event; renumber on the way through."""
+    a = inbound.plan.negotiated if inbound.plan else None
+    b = out.negotiated
+    if a is None or b is None:
+        return
+    if a.local_telephone_event_pt is not None and b.telephone_event_pt is not None:
+        if a.local_telephone_event_pt != b.telephone_event_pt:
+            inbound.endpoint.relay_pt_map[a.local_telephone_event_pt] = b.telephone_event_pt
+    if b.local_telephone_event_pt is not None and a.telephone_event_pt is not None:
+        if b.local_telephone_event_pt != a.telephone_event_pt:
+            out.endpoint.relay_pt_map[b.local_telephone_event_pt] = a.telephone_event_pt

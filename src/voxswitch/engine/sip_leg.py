@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from voxswitch.engine.reinvite import retransmit_2xx
 from voxswitch.media.clock import MediaClock
 from voxswitch.media.codecs import G711Codec
 from voxswitch.media.dtmf import DigitEnd, DtmfReceiver
@@ -112,6 +113,10 @@ class SipLeg:
         self._dtmf = DtmfReceiver()
         self._to_tag = f"vx{id(self):x}"
         self._players: set[Player] = set()
+        self.local_sdp: sdp.SessionDescription | None = None
+        self.sdp_codec = OUR_CODECS[0]
+        self.awaiting_ack = self.acked
+        self.partner: object | None = None  # the leg this one is bridged to, if any
 
     # media ------------------------------------------------------------------------------------
 
@@ -127,6 +132,8 @@ class SipLeg:
         if negotiated is None:
             raise sdp.NegotiationError("no audio stream in the offer")
         self.plan = MediaPlan(negotiated, answer)
+        self.local_sdp = answer
+        self.sdp_codec = sdp.Codec(negotiated.codec.name, negotiated.codec.clock_rate)
         self.codec = G711Codec(negotiated.codec.name.upper())
         ep = self.endpoint
         ep.payload_type = negotiated.codec.payload_type or 0
@@ -152,7 +159,11 @@ class SipLeg:
 
     # signalling -------------------------------------------------------------------------------
 
-    def _contact(self) -> str:
+    @property
+    def peer_target(self) -> Target:
+        return self.source
+
+    def contact(self) -> str:
         uri = self.invite.uri
         user = uri.user if isinstance(uri, SipUri) and uri.user else "voxswitch"
         host, port = self.stack.transport.listen.get(self.source.transport.upper(), (self.advertised_host, 5060))
@@ -172,7 +183,7 @@ class SipLeg:
             self.invite,
             200,
             to_tag=self._to_tag,
-            headers=[("Contact", self._contact()), ("Content-Type", "application/sdp")],
+            headers=[("Contact", self.contact()), ("Content-Type", "application/sdp")],
             body=body,
         )
         response.add("Content-Length", str(len(body)))
@@ -180,20 +191,7 @@ class SipLeg:
         self.dialog = self.dialogs.respond(self.invite, response)
         if self.dialog is not None:
             self.dialog.user_data = self
-        timers = self.stack.layer.timers
-        interval, waited = timers.t1, 0.0
-        while not self.acked.is_set() and waited < timers.b and not self.source.reliable:
-            try:
-                await asyncio.wait_for(self.acked.wait(), interval)
-            except TimeoutError:
-                waited += interval
-                self.stack.send_stateless(response, self.source)
-                interval = min(interval * 2, timers.t2)
-        if not self.acked.is_set() and self.source.reliable:
-            try:
-                await asyncio.wait_for(self.acked.wait(), timers.b)
-            except TimeoutError:
-                pass
+        await retransmit_2xx(self.stack, response, self.source, self.acked)
         if not self.acked.is_set():  # §13.3.1.4: no ACK in 64*T1 -> the dialog is over
             await self.hangup("no ACK for 200 OK")
 
@@ -222,6 +220,7 @@ class SipLeg:
 
     def on_ack(self) -> None:
         self.acked.set()
+        self.awaiting_ack.set()
 
     def on_bye(self, txn: ServerTransaction, request: Request) -> None:
         self.stack.respond(txn, build_response(request, 200))

@@ -47,6 +47,20 @@ class OutboundLeg:
         self.ringing = asyncio.Event()
         self.ended = asyncio.Event()
         self.end_cause: str | None = None
+        self.local_sdp: sdp.SessionDescription | None = None
+        self.sdp_codec = codecs[0]
+        self.awaiting_ack = asyncio.Event()
+        self.partner: object | None = None
+        self.negotiated: sdp.Negotiated | None = None
+
+    @property
+    def peer_target(self) -> Target:
+        return self.target
+
+    def contact(self) -> str:
+        host, port = self.stack.transport.listen.get(self.target.transport.upper(), (self.advertised_host, 5060))
+        host = self.advertised_host if host in ("0.0.0.0", "::") else host
+        return f"<sip:{self.caller}@{host}:{port}>"
 
     def _invite(self, offer: bytes) -> Request:
         host, port = self.stack.transport.listen.get(self.target.transport.upper(), (self.advertised_host, 5060))
@@ -74,7 +88,7 @@ class OutboundLeg:
         rtp_sock, rtcp_sock = self.ports.allocate()
         await self.endpoint.open(rtp_sock, rtcp_sock)
         local = sdp.LocalMedia(self.advertised_host, self.endpoint.local_port, self.codecs, dtmf=True)
-        offer = sdp.build_offer(local, session_id=secrets.randbelow(10**9))
+        offer = self.local_sdp = sdp.build_offer(local, session_id=secrets.randbelow(10**9))
         invite = self.invite = self._invite(offer.to_bytes())
 
         def provisional(response: Response) -> None:
@@ -110,6 +124,7 @@ class OutboundLeg:
         except sdp.SdpError as exc:
             await self.hangup(f"bad SDP answer: {exc}")
             return 488
+        self.negotiated = negotiated
         if negotiated is not None:
             self.endpoint.remote = (negotiated.remote_address, negotiated.remote_port)
             self.endpoint.payload_type = self.endpoint.sender.payload_type = negotiated.codec.payload_type or 0
@@ -138,8 +153,8 @@ class OutboundLeg:
                 pass
         self._finish(cause)
 
-    def on_ack(self) -> None:  # an ACK in our dialog would be a peer's bug; nothing to do
-        pass
+    def on_ack(self) -> None:  # the ACK for our 2xx to the peer's re-INVITE
+        self.awaiting_ack.set()
 
     def on_bye(self, txn: ServerTransaction, request: Request) -> None:
         self.stack.respond(txn, build_response(request, 200))

@@ -40,6 +40,9 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         self.packets_in = 0
         self.packets_out = 0
         self.muted = False  # what this leg receives is not passed on (mute, hold)
+        # payload type renumbering on relay, when the two legs agreed different numbers (e.g. for
+        # telephone-event): {number this peer sends: number the other peer expects}
+        self.relay_pt_map: dict[int, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # lifecycle -----------------------------------------------------------------------------------
@@ -81,6 +84,8 @@ class RtpEndpoint(asyncio.DatagramProtocol):
             return
         peer = self.relay_to
         if peer is not None:
+            if self.relay_pt_map and (m_pt & 0x7F) in self.relay_pt_map:
+                data = bytes((data[0], (m_pt & 0x80) | self.relay_pt_map[m_pt & 0x7F])) + data[2:]
             peer.send_raw(data)
         elif self.consumer is not None:
             self.consumer(self, data, m_pt & 0x7F)
