@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from voxswitch.engine.apps import APPS, CallContext, HungUp
+from voxswitch.engine.apps import APPS, App, CallContext, HungUp
 from voxswitch.engine.call import Call, CallState
 from voxswitch.engine.registrar import BindingBook
 from voxswitch.engine.reinvite import answer_reinvite, reinvite
-from voxswitch.engine.sip_leg import SipLeg
+from voxswitch.engine.sip_leg import OUR_CODECS, SipLeg
 from voxswitch.engine.sip_out import OutboundLeg
 from voxswitch.media.clock import MediaClock
 from voxswitch.media.ports import PortRangeExhausted, RtpPortAllocator
@@ -171,6 +171,65 @@ class CallManager:
                 log.warning("media timeout after %.1fs without RTP", silent)
                 await leg.hangup("media timeout")
                 return
+
+    async def originate(self, to_user: str, app_name: str, *, caller: str = "voxswitch") -> Call:
+        """Place a call to a registered device and run `app_name` once it answers (API, CLI, jobs)."""
+        app_fn = APPS.get(app_name)
+        if app_fn is None:
+            raise KeyError(f"no app named {app_name!r}")
+        live = self.bindings.lookup(to_user) if self.bindings is not None else []
+        if not live:
+            raise LookupError(f"{to_user} is not registered")
+        binding = live[0]
+        call = Call(self.db, direction="outbound", from_number=caller, to_number=to_user)
+        self.calls[call.id] = call
+        leg = OutboundLeg(
+            self.stack,
+            self.dialogs,
+            self.ports,
+            Target(binding.transport, binding.source_host, binding.source_port),
+            binding.contact,
+            caller=caller,
+            callee=to_user,
+            advertised_host=self.advertised_host,
+            codecs=OUR_CODECS,
+        )
+        leg.clock = self.clock
+        task = asyncio.get_running_loop().create_task(self._run_outbound(call, leg, app_fn, app_name))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return call
+
+    async def _run_outbound(self, call: Call, leg: OutboundLeg, app_fn: App, name: str) -> None:
+        try:
+            await call.save()
+            ringing = asyncio.get_running_loop().create_task(leg.ringing.wait())
+            ringing.add_done_callback(
+                lambda _: (
+                    asyncio.ensure_future(call.move(CallState.RINGING)) if call.state is CallState.INITIATED else None
+                )
+            )
+            status = await leg.call(ring_for=self.ring_timeout)
+            ringing.cancel()
+            if not 200 <= status < 300:
+                state = {486: CallState.BUSY, 600: CallState.BUSY, 0: CallState.NO_ANSWER}.get(status, CallState.FAILED)
+                await call.move(state, leg.end_cause or str(status))
+                return
+            await call.move(CallState.ANSWERED)
+            await call.move(CallState.IN_PROGRESS)
+            try:
+                await app_fn(CallContext(call, leg, self.tts))  # type: ignore[arg-type]
+            except HungUp:
+                pass
+            except Exception:
+                log.exception("app %s failed", name, extra={"call_id": call.id})
+                await leg.hangup("application error")
+                await call.move(CallState.FAILED, "application error")
+                return
+            await leg.hangup("app finished")
+            await call.move(CallState.COMPLETED, leg.end_cause)
+        finally:
+            self.calls.pop(call.id, None)
 
     async def _on_reinvite(self, leg: SipLeg | OutboundLeg, txn: ServerTransaction, request: Request) -> None:
         """A peer re-offers (hold, resume, a new address): answer it, and pass hold on to the partner."""

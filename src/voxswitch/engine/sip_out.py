@@ -10,7 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import AsyncIterator
 
+import numpy as np
+
+from voxswitch.engine.sip_leg import Player
+from voxswitch.media.clock import MediaClock
+from voxswitch.media.codecs import G711Codec
 from voxswitch.media.endpoint import RtpEndpoint
 from voxswitch.media.ports import RtpPortAllocator
 from voxswitch.sip import sdp
@@ -52,6 +58,10 @@ class OutboundLeg:
         self.awaiting_ack = asyncio.Event()
         self.partner: object | None = None
         self.negotiated: sdp.Negotiated | None = None
+        # what an app needs to speak and listen on this leg (see engine/apps.py)
+        self.clock: MediaClock | None = None
+        self.codec = G711Codec("PCMU")
+        self.digits: asyncio.Queue[str] = asyncio.Queue()
 
     @property
     def peer_target(self) -> Target:
@@ -128,7 +138,14 @@ class OutboundLeg:
         if negotiated is not None:
             self.endpoint.remote = (negotiated.remote_address, negotiated.remote_port)
             self.endpoint.payload_type = self.endpoint.sender.payload_type = negotiated.codec.payload_type or 0
+            if negotiated.codec.name.upper() in ("PCMU", "PCMA"):
+                self.codec = G711Codec(negotiated.codec.name.upper())
         return response.status
+
+    def play(self, frames: AsyncIterator[np.ndarray]) -> Player:
+        """Speak on this leg (an app placed the call); paced by the shared media clock."""
+        assert self.clock is not None, "an app leg needs the media clock"
+        return Player(self, frames)  # type: ignore[arg-type]
 
     async def _cancel(self, invite: Request) -> None:
         cancel = build_cancel(invite)
