@@ -119,27 +119,53 @@ class CallManager:
 
     # running a call ---------------------------------------------------------------------------
 
-    async def _run(self, call: Call, leg: SipLeg, app_fn: object, name: str) -> None:
+    async def _prepare(self, call: Call, leg: SipLeg) -> bool:
+        """Open the callee leg's media; on failure refuse the INVITE and fail the call."""
+        try:
+            await leg.prepare_media()
+        except (sdp.SdpError, PortRangeExhausted) as exc:
+            leg.reject(488 if isinstance(exc, sdp.SdpError) else 503)
+            await call.move(CallState.FAILED, f"media: {exc}")
+            return False
+        return True
+
+    async def _app(self, call: Call, ctx: CallContext, app_fn: App, name: str) -> bool:
+        """Run an app to its end; False (call failed, leg hung up) if it raised."""
+        try:
+            await app_fn(ctx)
+        except HungUp:
+            pass
+        except Exception:
+            log.exception("app %s failed", name, extra={"call_id": call.id})
+            await ctx.leg.hangup("application error")
+            await call.move(CallState.FAILED, "application error")
+            return False
+        return True
+
+    def _leg_to(self, binding: Binding, caller: str, callee: str, codecs: tuple[sdp.Codec, ...]) -> OutboundLeg:
+        """A caller leg toward a registered contact, sent where its REGISTER came from (NAT-safe)."""
+        return OutboundLeg(
+            self.stack,
+            self.dialogs,
+            self.ports,
+            Target(binding.transport, binding.source_host, binding.source_port),
+            binding.contact,
+            caller=caller,
+            callee=callee,
+            advertised_host=self.advertised_host,
+            codecs=codecs,
+        )
+
+    async def _run(self, call: Call, leg: SipLeg, app_fn: App, name: str) -> None:
         key = (leg.invite.call_id, leg.invite.from_.tag or "")
         watchdog: asyncio.Task[None] | None = None
         try:
             await call.save()
-            try:
-                await leg.prepare_media()
-            except (sdp.SdpError, PortRangeExhausted) as exc:
-                leg.reject(488 if isinstance(exc, sdp.SdpError) else 503)
-                await call.move(CallState.FAILED, f"media: {exc}")
+            if not await self._prepare(call, leg):
                 return
             ctx = CallContext(call, leg, self.tts)
             watchdog = asyncio.get_running_loop().create_task(self._watch_media(leg))
-            try:
-                await app_fn(ctx)  # type: ignore[operator]
-            except HungUp:
-                pass
-            except Exception:
-                log.exception("app %s failed", name, extra={"call_id": call.id})
-                await leg.hangup("application error")
-                await call.move(CallState.FAILED, "application error")
+            if not await self._app(call, ctx, app_fn, name):
                 return
             if not leg.ended.is_set():
                 await leg.hangup("app finished")
@@ -183,17 +209,7 @@ class CallManager:
         binding = live[0]
         call = Call(self.db, direction="outbound", from_number=caller, to_number=to_user)
         self.calls[call.id] = call
-        leg = OutboundLeg(
-            self.stack,
-            self.dialogs,
-            self.ports,
-            Target(binding.transport, binding.source_host, binding.source_port),
-            binding.contact,
-            caller=caller,
-            callee=to_user,
-            advertised_host=self.advertised_host,
-            codecs=OUR_CODECS,
-        )
+        leg = self._leg_to(binding, caller, to_user, OUR_CODECS)
         leg.clock = self.clock
         task = asyncio.get_running_loop().create_task(self._run_outbound(call, leg, app_fn, app_name))
         self._tasks.add(task)
@@ -217,14 +233,7 @@ class CallManager:
                 return
             await call.move(CallState.ANSWERED)
             await call.move(CallState.IN_PROGRESS)
-            try:
-                await app_fn(CallContext(call, leg, self.tts))  # type: ignore[arg-type]
-            except HungUp:
-                pass
-            except Exception:
-                log.exception("app %s failed", name, extra={"call_id": call.id})
-                await leg.hangup("application error")
-                await call.move(CallState.FAILED, "application error")
+            if not await self._app(call, CallContext(call, leg, self.tts), app_fn, name):  # type: ignore[arg-type]
                 return
             await leg.hangup("app finished")
             await call.move(CallState.COMPLETED, leg.end_cause)
@@ -264,25 +273,11 @@ class CallManager:
         out: OutboundLeg | None = None
         try:
             await call.save()
-            try:
-                await inbound.prepare_media()
-            except (sdp.SdpError, PortRangeExhausted) as exc:
-                inbound.reject(488 if isinstance(exc, sdp.SdpError) else 503)
-                await call.move(CallState.FAILED, f"media: {exc}")
+            if not await self._prepare(call, inbound):
                 return
             assert inbound.plan is not None
             codec = inbound.plan.negotiated.codec
-            out = OutboundLeg(
-                self.stack,
-                self.dialogs,
-                self.ports,
-                Target(binding.transport, binding.source_host, binding.source_port),
-                binding.contact,
-                caller=call.from_number,
-                callee=dialled,
-                advertised_host=self.advertised_host,
-                codecs=(sdp.Codec(codec.name, codec.clock_rate),),
-            )
+            out = self._leg_to(binding, call.from_number, dialled, (sdp.Codec(codec.name, codec.clock_rate),))
 
             async def relay_ringing() -> None:
                 await out.ringing.wait()
