@@ -106,3 +106,41 @@ async def test_a_far_end_that_vanishes_ends_on_media_timeout(tmp_path: Path, sip
         async with vx.state.db.session() as s:
             row = (await s.execute(select(CallRecord))).scalar_one()
         assert row.status == "failed" and row.hangup_cause == "media timeout" and row.answered_at is not None
+
+
+@app("test-record")
+async def record_three_seconds(ctx: CallContext) -> None:
+    ctx.call.data["recording"] = await ctx.record(max_seconds=3.0)
+    RECORDED[ctx.call.id] = ctx.call.data["recording"].path
+    await ctx.hangup()
+
+
+RECORDED: dict[str, str] = {}
+
+
+async def test_an_app_records_what_the_caller_says(tmp_path: Path, sip_settings: Callable[..., Any]) -> None:
+    from tests.peers import audio
+    from voxswitch.store.models import Recording
+
+    RECORDED.clear()
+    async for vx in running(sip_settings(sip_digest_algorithms=["MD5"])):
+        await vx.device("1001", "secret-1001")
+        digit = str(dtmf_pcap("1"))
+        config = SippConfig(
+            SCENARIOS / "uac_invite_dtmf_wait_bye.xml",  # plays sip-tester's 7 s of A-law speech
+            target=f"127.0.0.1:{vx.udp}",
+            service="test-record",
+            auth_user="1001",
+            auth_password="secret-1001",
+            template={k: digit for k in ("dtmf_4", "dtmf_2", "dtmf_7", "dtmf_pound")},
+        )
+        result = await asyncio.to_thread(run_sipp, config, tmp_path, 60.0)
+        assert result.ok, result.describe()
+        ((call_id, path),) = RECORDED.items()
+        async with vx.state.db.session() as s:
+            row = (await s.execute(select(Recording))).scalar_one()
+        assert row.call_id == call_id and row.path == path and row.channels == 1 and row.sample_rate == 8000
+        assert 2.9 <= row.duration_seconds <= 3.1 and Path(path).is_relative_to(vx.state.settings.data_dir)
+        wav = audio.read_wav(Path(path))
+        # SIPp speaks (g711a.pcap) until its first DTMF pcap replaces the speech at 1.5 s
+        assert audio.rms_dbfs(wav.samples[: wav.rate]) > -40  # the caller's speech, decoded from PCMA

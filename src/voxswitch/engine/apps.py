@@ -17,6 +17,8 @@ import numpy as np
 
 from voxswitch.engine.call import Call, CallState
 from voxswitch.engine.sip_leg import SAMPLES_PER_FRAME, SipLeg
+from voxswitch.media.recorder import WavRecorder
+from voxswitch.store.models import Recording, new_id
 from voxswitch.voice.tts import TtsEngine
 
 log = logging.getLogger(__name__)
@@ -40,10 +42,11 @@ class HungUp(Exception):
 
 
 class CallContext:
-    def __init__(self, call: Call, leg: SipLeg, tts: TtsEngine) -> None:
+    def __init__(self, call: Call, leg: SipLeg, tts: TtsEngine, recordings_dir: Path) -> None:
         self.call = call
         self.leg = leg
         self.tts = tts
+        self.recordings_dir = recordings_dir
 
     def _check(self) -> None:
         if self.leg.ended.is_set():
@@ -118,6 +121,44 @@ class CallContext:
         await self._until_ended(getter)
         return getter.result()
 
+    async def record(self, max_seconds: float = 60.0, beep: bool = True, finish_on_key: str = "#") -> Recording:
+        """Record what the caller says (mono WAV in the data directory, with a store row) until
+        `max_seconds`, `finish_on_key` or hang-up. The recording is kept even if the caller hangs up."""
+        await self.answer()
+        if beep:
+            await self._until_ended(self.leg.play(_frames(_beep())).done)
+        path = self.recordings_dir / f"{self.call.id}-{new_id()[:8]}.wav"
+        recorder = WavRecorder(path)
+        self.leg.start_recording(recorder)
+        started = asyncio.get_running_loop().time()
+        try:
+            async with asyncio.timeout(max_seconds):
+                while True:
+                    if await self._digit() == finish_on_key:
+                        break
+        except (TimeoutError, HungUp):
+            pass
+        finally:
+            self.leg.stop_recording()
+            recorder.close()
+            log.info(
+                "recorded %.2fs of frames in %.2fs",
+                recorder.duration_seconds,
+                asyncio.get_running_loop().time() - started,
+            )
+        row = Recording(
+            call_id=self.call.id,
+            path=str(path),
+            channels=1,
+            sample_rate=recorder.sample_rate,
+            duration_seconds=recorder.duration_seconds,
+            size_bytes=path.stat().st_size,
+        )
+        async with self.call.db.writing() as s:
+            s.add(row)
+            await s.commit()
+        return row
+
     async def hangup(self, reason: str = "normal clearing") -> None:
         await self.leg.hangup(reason)
 
@@ -133,6 +174,11 @@ async def _as_8k(frames: AsyncIterator[np.ndarray], rate: int) -> AsyncIterator[
         aclose = getattr(frames, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+def _beep(hz: float = 1000.0, seconds: float = 0.25) -> np.ndarray:
+    t = np.arange(int(8000 * seconds)) / 8000
+    return (np.sin(2 * np.pi * hz * t) * 8000).astype(np.int16)
 
 
 async def _frames(samples: np.ndarray) -> AsyncIterator[np.ndarray]:

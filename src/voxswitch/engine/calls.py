@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 from voxswitch.engine.apps import APPS, App, CallContext, HungUp
 from voxswitch.engine.call import Call, CallState
@@ -39,7 +40,9 @@ class CallManager:
         *,
         bindings: BindingBook | None = None,
         media_timeout: float = 30.0,
+        recordings_dir: Path,
     ) -> None:
+        self.recordings_dir = recordings_dir
         self.media_timeout = media_timeout
         self.bindings = bindings
         self.ring_timeout = 30.0
@@ -163,7 +166,7 @@ class CallManager:
             await call.save()
             if not await self._prepare(call, leg):
                 return
-            ctx = CallContext(call, leg, self.tts)
+            ctx = CallContext(call, leg, self.tts, self.recordings_dir)
             watchdog = asyncio.get_running_loop().create_task(self._watch_media(leg))
             if not await self._app(call, ctx, app_fn, name):
                 return
@@ -233,7 +236,7 @@ class CallManager:
                 return
             await call.move(CallState.ANSWERED)
             await call.move(CallState.IN_PROGRESS)
-            if not await self._app(call, CallContext(call, leg, self.tts), app_fn, name):  # type: ignore[arg-type]
+            if not await self._app(call, CallContext(call, leg, self.tts, self.recordings_dir), app_fn, name):  # type: ignore[arg-type]
                 return
             await leg.hangup("app finished")
             await call.move(CallState.COMPLETED, leg.end_cause)

@@ -81,6 +81,7 @@ class Engine:
             advertised,
             bindings=self.bindings,
             media_timeout=s.media_timeout_seconds,
+            recordings_dir=s.data_dir / "recordings",
         )
         if s.sip_trunk_ip:
             self.trunk = TrunkRegistration(

@@ -22,6 +22,7 @@ from voxswitch.media.codecs import G711Codec
 from voxswitch.media.dtmf import DigitEnd, DtmfReceiver
 from voxswitch.media.endpoint import RtpEndpoint
 from voxswitch.media.ports import RtpPortAllocator
+from voxswitch.media.recorder import WavRecorder
 from voxswitch.sip import sdp
 from voxswitch.sip.dialog import Dialog, DialogSet
 from voxswitch.sip.message import Request, build_response
@@ -117,6 +118,9 @@ class SipLeg:
         self.sdp_codec = OUR_CODECS[0]
         self.awaiting_ack = self.acked
         self.partner: object | None = None  # the leg this one is bridged to, if any
+        self.recorder: WavRecorder | None = None  # what the peer says goes here while set
+        self._heard: collections.deque[np.ndarray] = collections.deque(maxlen=10)
+        self._recording_tick: int | None = None
 
     # media ------------------------------------------------------------------------------------
 
@@ -143,13 +147,46 @@ class SipLeg:
 
     def _on_rtp(self, endpoint: RtpEndpoint, data: bytes, payload_type: int) -> None:
         plan = self.plan
-        if plan is None or payload_type != plan.negotiated.local_telephone_event_pt:
+        if plan is None:
+            return
+        header = 12 + 4 * (data[0] & 0x0F)
+        if payload_type == plan.negotiated.local_payload_type:
+            if self.recorder is not None:
+                self._heard.append(self.codec.decode(data[header:]))
+            return
+        if payload_type != plan.negotiated.local_telephone_event_pt:
             return
         ts = int.from_bytes(data[4:8], "big")
-        header = 12 + 4 * (data[0] & 0x0F)
         for event in self._dtmf.feed(ts, data[header:], asyncio.get_running_loop().time()):
             if isinstance(event, DigitEnd):
                 self.digits.put_nowait(event.digit)
+
+    def start_recording(self, recorder: WavRecorder) -> None:
+        """Record what the peer says, paced by the media clock: a frame per tick, silence for a gap,
+        so the file's length is the time that passed (a lost or unsent packet is not a jump)."""
+        self.recorder = recorder
+        self._heard.clear()
+        pending = np.zeros(0, dtype=np.int16)  # samples heard but not yet written (packets need not be 20 ms)
+
+        def tick(now: float) -> None:
+            nonlocal pending
+            while self._heard and len(pending) < SAMPLES_PER_FRAME:
+                pending = np.concatenate((pending, self._heard.popleft()))
+            frame = pending[:SAMPLES_PER_FRAME]
+            pending = pending[SAMPLES_PER_FRAME:]
+            if len(frame) < SAMPLES_PER_FRAME:  # a gap: fill it with silence
+                frame = np.pad(frame, (0, SAMPLES_PER_FRAME - len(frame)))
+            recorder.write(frame)
+
+        self._recording_tick = self.clock.add(tick)
+
+    def stop_recording(self) -> None:
+        if self._recording_tick is not None:
+            self.clock.remove(self._recording_tick)
+            self._recording_tick = None
+        if self.recorder is not None:
+            self.recorder.close()
+            self.recorder = None
 
     def play(self, frames: AsyncIterator[np.ndarray]) -> Player:
         player = Player(self, frames)
@@ -235,6 +272,9 @@ class SipLeg:
         self.end_cause = cause
         for player in list(self._players):
             player.stop()
+        if self._recording_tick is not None:
+            self.clock.remove(self._recording_tick)
+            self._recording_tick = None
         self.endpoint.close()
         self.ports.release(self.endpoint.local_port)
         if self.dialog is not None:
