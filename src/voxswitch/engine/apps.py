@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from voxswitch.engine.call import Call, CallState
+from voxswitch.engine.conference import Conference
 from voxswitch.engine.sip_leg import SAMPLES_PER_FRAME, SipLeg
 from voxswitch.media.recorder import WavRecorder
 from voxswitch.store.models import Recording, new_id
@@ -42,7 +43,15 @@ class HungUp(Exception):
 
 
 class CallContext:
-    def __init__(self, call: Call, leg: SipLeg, tts: TtsEngine, recordings_dir: Path) -> None:
+    def __init__(
+        self,
+        call: Call,
+        leg: SipLeg,
+        tts: TtsEngine,
+        recordings_dir: Path,
+        rooms: dict[str, Conference] | None = None,
+    ) -> None:
+        self.rooms = rooms if rooms is not None else {}
         self.call = call
         self.leg = leg
         self.tts = tts
@@ -159,6 +168,18 @@ class CallContext:
             await s.commit()
         return row
 
+    async def conference(self, name: str = "default") -> None:
+        """Join the conference `name` (made on first join) until this caller hangs up."""
+        await self.answer()
+        room = self.rooms.setdefault(name, Conference(name, self.leg.clock))
+        room.join(self.leg)
+        try:
+            await self.leg.ended.wait()
+        finally:
+            room.leave(self.leg)
+            if not room.members:
+                self.rooms.pop(name, None)
+
     async def hangup(self, reason: str = "normal clearing") -> None:
         await self.leg.hangup(reason)
 
@@ -197,6 +218,12 @@ async def hello(ctx: CallContext) -> None:
     """Says a sentence and hangs up: the smallest useful app, and the one the docs show."""
     await ctx.say("Hello from Voxswitch. This call is working.")
     await ctx.hangup()
+
+
+@app("conference")
+async def conference_room(ctx: CallContext) -> None:
+    """Everyone who dials `conference` is in one room and hears the others."""
+    await ctx.conference("default")
 
 
 @app("digits")

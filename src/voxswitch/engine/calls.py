@@ -10,6 +10,7 @@ from pathlib import Path
 
 from voxswitch.engine.apps import APPS, App, CallContext, HungUp
 from voxswitch.engine.call import Call, CallState
+from voxswitch.engine.conference import Conference
 from voxswitch.engine.registrar import BindingBook
 from voxswitch.engine.reinvite import answer_reinvite, reinvite
 from voxswitch.engine.sip_leg import OUR_CODECS, SipLeg
@@ -43,6 +44,7 @@ class CallManager:
         recordings_dir: Path,
     ) -> None:
         self.recordings_dir = recordings_dir
+        self.rooms: dict[str, Conference] = {}  # conferences in progress, by name
         self.media_timeout = media_timeout
         self.bindings = bindings
         self.ring_timeout = 30.0
@@ -166,7 +168,7 @@ class CallManager:
             await call.save()
             if not await self._prepare(call, leg):
                 return
-            ctx = CallContext(call, leg, self.tts, self.recordings_dir)
+            ctx = CallContext(call, leg, self.tts, self.recordings_dir, self.rooms)
             watchdog = asyncio.get_running_loop().create_task(self._watch_media(leg))
             if not await self._app(call, ctx, app_fn, name):
                 return
@@ -236,7 +238,9 @@ class CallManager:
                 return
             await call.move(CallState.ANSWERED)
             await call.move(CallState.IN_PROGRESS)
-            if not await self._app(call, CallContext(call, leg, self.tts, self.recordings_dir), app_fn, name):  # type: ignore[arg-type]
+            if not await self._app(
+                call, CallContext(call, leg, self.tts, self.recordings_dir, self.rooms), app_fn, name
+            ):  # type: ignore[arg-type]
                 return
             await leg.hangup("app finished")
             await call.move(CallState.COMPLETED, leg.end_cause)

@@ -120,6 +120,8 @@ class SipLeg:
         self.partner: object | None = None  # the leg this one is bridged to, if any
         self.recorder: WavRecorder | None = None  # what the peer says goes here while set
         self._heard: collections.deque[np.ndarray] = collections.deque(maxlen=10)
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._listening = 0
         self._recording_tick: int | None = None
 
     # media ------------------------------------------------------------------------------------
@@ -151,7 +153,7 @@ class SipLeg:
             return
         header = 12 + 4 * (data[0] & 0x0F)
         if payload_type == plan.negotiated.local_payload_type:
-            if self.recorder is not None:
+            if self._listening:
                 self._heard.append(self.codec.decode(data[header:]))
             return
         if payload_type != plan.negotiated.local_telephone_event_pt:
@@ -161,29 +163,36 @@ class SipLeg:
             if isinstance(event, DigitEnd):
                 self.digits.put_nowait(event.digit)
 
-    def start_recording(self, recorder: WavRecorder) -> None:
-        """Record what the peer says, paced by the media clock: a frame per tick, silence for a gap,
-        so the file's length is the time that passed (a lost or unsent packet is not a jump)."""
-        self.recorder = recorder
+    # what the peer says, as 20 ms frames on the media clock (recording, conference) --------------
+
+    def listen(self) -> None:
+        """Start keeping what the peer says for `take_frame`."""
+        self._listening += 1
         self._heard.clear()
-        pending = np.zeros(0, dtype=np.int16)  # samples heard but not yet written (packets need not be 20 ms)
 
-        def tick(now: float) -> None:
-            nonlocal pending
-            while self._heard and len(pending) < SAMPLES_PER_FRAME:
-                pending = np.concatenate((pending, self._heard.popleft()))
-            frame = pending[:SAMPLES_PER_FRAME]
-            pending = pending[SAMPLES_PER_FRAME:]
-            if len(frame) < SAMPLES_PER_FRAME:  # a gap: fill it with silence
-                frame = np.pad(frame, (0, SAMPLES_PER_FRAME - len(frame)))
-            recorder.write(frame)
+    def unlisten(self) -> None:
+        self._listening = max(0, self._listening - 1)
 
-        self._recording_tick = self.clock.add(tick)
+    def take_frame(self) -> np.ndarray:
+        """The next 20 ms of what the peer said; silence for a gap. Packets need not be 20 ms."""
+        while self._heard and len(self._pending) < SAMPLES_PER_FRAME:
+            self._pending = np.concatenate((self._pending, self._heard.popleft()))
+        frame, self._pending = self._pending[:SAMPLES_PER_FRAME], self._pending[SAMPLES_PER_FRAME:]
+        if len(frame) < SAMPLES_PER_FRAME:
+            frame = np.pad(frame, (0, SAMPLES_PER_FRAME - len(frame)))
+        return frame
+
+    def start_recording(self, recorder: WavRecorder) -> None:
+        """Record what the peer says, a frame per clock tick, so the file's length is the time that passed."""
+        self.recorder = recorder
+        self.listen()
+        self._recording_tick = self.clock.add(lambda now: recorder.write(self.take_frame()))
 
     def stop_recording(self) -> None:
         if self._recording_tick is not None:
             self.clock.remove(self._recording_tick)
             self._recording_tick = None
+            self.unlisten()
         if self.recorder is not None:
             self.recorder.close()
             self.recorder = None
