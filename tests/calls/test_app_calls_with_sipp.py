@@ -18,6 +18,26 @@ from voxswitch.store.models import CallRecord
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(90)]
 SCENARIOS = Path(__file__).parent / "scenarios"
+
+
+def caller(vx: Any, service: str, digits: str = "1111", *, speech: str | None = None, **extra: Any) -> SippConfig:
+    """SIPp as device 1001 calling `service`: speech (sip-tester's g711a.pcap unless given), then the
+    four RFC 2833 `digits` from sip-tester's pcaps, then it waits for our BYE."""
+    keys = ("dtmf_4", "dtmf_2", "dtmf_7", "dtmf_pound")
+    template = {k: str(dtmf_pcap(d)) for k, d in zip(keys, digits, strict=True)}
+    if speech is not None:
+        template["g711a_pcap"] = speech
+    return SippConfig(
+        SCENARIOS / "uac_invite_dtmf_wait_bye.xml",
+        target=f"127.0.0.1:{vx.udp}",
+        service=service,
+        auth_user="1001",
+        auth_password="secret-1001",
+        template=template,
+        **extra,
+    )
+
+
 HEARD: dict[str, str] = {}
 SENT: dict[str, int] = {}
 
@@ -36,19 +56,7 @@ async def test_sipp_calls_an_app_that_speaks_and_gathers_dtmf(tmp_path: Path, si
     SENT.clear()
     async for vx in running(sip_settings(sip_digest_algorithms=["MD5"])):
         await vx.device("1001", "secret-1001")
-        config = SippConfig(
-            SCENARIOS / "uac_invite_dtmf_wait_bye.xml",
-            target=f"127.0.0.1:{vx.udp}",
-            service="test-gather",
-            auth_user="1001",
-            auth_password="secret-1001",
-            template={
-                "dtmf_4": str(dtmf_pcap("4")),
-                "dtmf_2": str(dtmf_pcap("2")),
-                "dtmf_7": str(dtmf_pcap("7")),
-                "dtmf_pound": str(dtmf_pcap("#")),
-            },
-        )
+        config = caller(vx, "test-gather", "427#")
         result = await asyncio.to_thread(run_sipp, config, tmp_path, 60.0)
         assert result.ok, result.describe()
         assert list(HEARD.values()) == ["427"]
@@ -65,15 +73,7 @@ async def test_sipp_calls_an_app_that_speaks_and_gathers_dtmf(tmp_path: Path, si
 async def test_unknown_app_is_404_and_leaves_no_call(tmp_path: Path, sip_settings: Callable[..., Any]) -> None:
     async for vx in running(sip_settings(sip_digest_algorithms=["MD5"])):
         await vx.device("1001", "secret-1001")
-        config = SippConfig(
-            SCENARIOS / "uac_invite_dtmf_wait_bye.xml",
-            target=f"127.0.0.1:{vx.udp}",
-            service="no-such-app",
-            auth_user="1001",
-            auth_password="secret-1001",
-            recv_timeout_ms=3000,
-            template={k: str(dtmf_pcap("1")) for k in ("dtmf_4", "dtmf_2", "dtmf_7", "dtmf_pound")},
-        )
+        config = caller(vx, "no-such-app", recv_timeout_ms=3000)
         result = await asyncio.to_thread(run_sipp, config, tmp_path, 30.0)
         assert not result.ok
         assert any(getattr(m, "status", None) == 404 for m in result.messages)
@@ -91,14 +91,7 @@ async def test_a_far_end_that_vanishes_ends_on_media_timeout(tmp_path: Path, sip
     async for vx in running(sip_settings(sip_digest_algorithms=["MD5"], media_timeout_seconds=3.0)):
         await vx.device("1001", "secret-1001")
         one_digit = str(dtmf_pcap("1"))  # bursts of RTP for ~3 s (the scenario's pauses), then silence
-        config = SippConfig(
-            SCENARIOS / "uac_invite_dtmf_wait_bye.xml",
-            target=f"127.0.0.1:{vx.udp}",
-            service="test-wait",
-            auth_user="1001",
-            auth_password="secret-1001",
-            template={"g711a_pcap": one_digit, **{k: one_digit for k in ("dtmf_4", "dtmf_2", "dtmf_7", "dtmf_pound")}},
-        )
+        config = caller(vx, "test-wait", speech=one_digit)
         result = await asyncio.to_thread(run_sipp, config, tmp_path, 30.0)
         assert result.ok, result.describe()  # SIPp got our BYE
         bye = result.received("BYE")
@@ -125,15 +118,7 @@ async def test_an_app_records_what_the_caller_says(tmp_path: Path, sip_settings:
     RECORDED.clear()
     async for vx in running(sip_settings(sip_digest_algorithms=["MD5"])):
         await vx.device("1001", "secret-1001")
-        digit = str(dtmf_pcap("1"))
-        config = SippConfig(
-            SCENARIOS / "uac_invite_dtmf_wait_bye.xml",  # plays sip-tester's 7 s of A-law speech
-            target=f"127.0.0.1:{vx.udp}",
-            service="test-record",
-            auth_user="1001",
-            auth_password="secret-1001",
-            template={k: digit for k in ("dtmf_4", "dtmf_2", "dtmf_7", "dtmf_pound")},
-        )
+        config = caller(vx, "test-record")  # sip-tester's 7 s of A-law speech, then digits
         result = await asyncio.to_thread(run_sipp, config, tmp_path, 60.0)
         assert result.ok, result.describe()
         ((call_id, path),) = RECORDED.items()
