@@ -1,11 +1,14 @@
 """Calls as the SIP endpoint delivers them: an authenticated INVITE becomes a Call with a leg, and
-the app the dialled user names runs it. In-dialog requests (ACK, BYE, CANCEL) reach their leg here.
+either the app the dialled user names runs it, or, when the dialled user is a registered device, the
+call is bridged to that device (B2BUA). Apps can also place calls (`originate`). In-dialog requests
+(ACK, BYE, CANCEL, re-INVITE) reach their leg here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from pathlib import Path
 
 from voxswitch.engine.apps import APPS, App, CallContext, HungUp
@@ -59,6 +62,11 @@ class CallManager:
         self._by_invite: dict[tuple[str, str], SipLeg] = {}  # (Call-ID, From tag) -> leg, before a dialog
         self._tasks: set[asyncio.Task[None]] = set()
 
+    def _spawn(self, work: Coroutine[object, object, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     # requests the SIP endpoint hands over -----------------------------------------------------
 
     def on_invite(self, txn: ServerTransaction, invite: Request, source: Target, caller: str) -> None:
@@ -75,9 +83,7 @@ class CallManager:
         self.calls[call.id] = call
         self._by_invite[(invite.call_id, invite.from_.tag or "")] = leg
         work = self._run(call, leg, app_fn, dialled) if app_fn else self._bridge(call, leg, dialled, device[0])
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(work)
 
     def on_in_dialog(self, txn: ServerTransaction | None, request: Request) -> bool:
         """ACK, BYE, CANCEL, re-INVITE... for one of our calls. False when it is not ours."""
@@ -115,9 +121,7 @@ class CallManager:
         if method == "BYE":
             leg.on_bye(txn, request)
         elif method == "INVITE":
-            task = asyncio.get_running_loop().create_task(self._on_reinvite(leg, txn, request))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._on_reinvite(leg, txn, request))
         else:  # INFO, UPDATE arrive with the rest of issue #4
             self.stack.respond(txn, build_response(request, 501, "Not Implemented"))
         return True
@@ -216,9 +220,7 @@ class CallManager:
         self.calls[call.id] = call
         leg = self._leg_to(binding, caller, to_user, OUR_CODECS)
         leg.clock = self.clock
-        task = asyncio.get_running_loop().create_task(self._run_outbound(call, leg, app_fn, app_name))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._run_outbound(call, leg, app_fn, app_name))
         return call
 
     async def _run_outbound(self, call: Call, leg: OutboundLeg, app_fn: App, name: str) -> None:
