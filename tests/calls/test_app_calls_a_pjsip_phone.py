@@ -57,3 +57,32 @@ async def test_an_app_calls_a_phone_that_records_the_speech(tmp_path: Path, sip_
             row = (await s.execute(select(CallRecord).where(CallRecord.id == call.id))).scalar_one()
         assert (row.status, row.direction, row.to_number) == ("completed", "outbound", "1002")
         assert row.duration_seconds is not None and row.duration_seconds >= 4
+
+
+GATHERED: list[str] = []
+
+
+@app("test-gather-info")
+async def gather_info_digits(ctx: CallContext) -> None:
+    await ctx.answer()
+    GATHERED.append(await ctx.gather(digits=5, timeout=8.0))
+    await ctx.hangup()
+
+
+async def test_sip_info_dtmf_from_a_phone_reaches_gather(tmp_path: Path, sip_settings: Callable[..., Any]) -> None:
+    GATHERED.clear()
+    async for vx in running(sip_settings()):
+        await vx.device("1001", "secret-1001")
+        with PjsuaAgent(tmp_path, name="alice") as a:
+            alice = a.add_account(
+                f"sip:1001@127.0.0.1:{vx.udp}",
+                registrar=f"sip:127.0.0.1:{vx.udp}",
+                username="1001",
+                password="secret-1001",
+            )
+            await asyncio.to_thread(a.wait_registered, alice, 10)
+            call = await asyncio.to_thread(a.make_call, alice, f"sip:test-gather-info@127.0.0.1:{vx.udp}")
+            await asyncio.to_thread(a.wait_call_state, call, "confirmed", 10)
+            await asyncio.to_thread(a.send_dtmf, call, "39#", "info")
+            await asyncio.to_thread(a.wait_call_state, call, "disconnected", 15)
+        assert GATHERED == ["39"]

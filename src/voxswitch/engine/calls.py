@@ -122,7 +122,10 @@ class CallManager:
             leg.on_bye(txn, request)
         elif method == "INVITE":
             self._spawn(self._on_reinvite(leg, txn, request))
-        else:  # INFO, UPDATE arrive with the rest of issue #4
+        elif method == "INFO" and (digit := info_dtmf(request)) is not None:
+            self.stack.respond(txn, build_response(request, 200))
+            leg.digits.put_nowait(digit)
+        else:  # UPDATE and other INFO packages arrive with the rest of issue #4
             self.stack.respond(txn, build_response(request, 501, "Not Implemented"))
         return True
 
@@ -354,3 +357,25 @@ def _map_payload_types(inbound: SipLeg, out: OutboundLeg) -> None:
     if b.local_telephone_event_pt is not None and a.telephone_event_pt is not None:
         if b.local_telephone_event_pt != a.telephone_event_pt:
             out.endpoint.relay_pt_map[b.local_telephone_event_pt] = a.telephone_event_pt
+
+
+_DTMF_KEYS = frozenset("0123456789*#ABCD")
+
+
+def info_dtmf(request: Request) -> str | None:
+    """The key in a SIP INFO carrying DTMF: `application/dtmf-relay` (`Signal=5`), the de facto
+    format phones send, or `application/dtmf` (a bare key or event number, as in RFC 4733's table)."""
+    content_type = (request.content_type or "").split(";")[0].strip().lower()
+    text = request.body.decode("utf-8", "replace")
+    if content_type == "application/dtmf-relay":
+        for line in text.splitlines():
+            name, _, value = line.partition("=")
+            if name.strip().lower() == "signal":
+                key = value.strip().upper()
+                return key if key in _DTMF_KEYS else {"10": "*", "11": "#"}.get(key)
+    elif content_type == "application/dtmf":
+        key = text.strip().upper()
+        if key in _DTMF_KEYS:
+            return key
+        return {"10": "*", "11": "#", "12": "A", "13": "B", "14": "C", "15": "D"}.get(key)
+    return None
