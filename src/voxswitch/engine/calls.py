@@ -340,8 +340,11 @@ class CallManager:
             self.calls.pop(call.id, None)
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
+        """Cancel running calls and wait for them to unwind (their legs close their sockets)."""
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.clock.stop()
 
 

@@ -84,8 +84,10 @@ class SipServer:
     async def stop(self) -> None:
         if self.calls is not None:
             await self.calls.stop()
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.stack.stop()
 
     def _spawn(self, coro: object) -> None:
