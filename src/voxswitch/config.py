@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     rtp_port_min: int = Field(default=10_000, ge=1024, le=65535)
     rtp_port_max: int = Field(default=20_000, ge=1024, le=65535)
     media_timeout_seconds: float = Field(default=30.0, gt=0)  # no RTP for this long ends an answered call
+    ring_timeout_seconds: float = Field(default=30.0, gt=0)  # how long `dial` rings before giving up
+    moh_file: Path | None = None  # a WAV for music on hold; the built-in chords otherwise
     sip_trunk_ip: str | None = Field(default=None, validation_alias=_env("VOXSWITCH_SIP_TRUNK_IP", "SIP_TRUNK_IP"))
     sip_trunk_port: int = Field(
         default=5060, ge=1, le=65535, validation_alias=_env("VOXSWITCH_SIP_TRUNK_PORT", "SIP_TRUNK_PORT")

@@ -46,7 +46,7 @@ SENT: dict[str, int] = {}
 async def gather_and_report(ctx: CallContext) -> None:
     """A user's app, registered like any other: say something, gather, remember, hang up."""
     await ctx.say("Enter your code and press pound.")
-    SENT[ctx.call.id] = ctx.leg.endpoint.packets_out
+    SENT[ctx.call.id] = ctx.leg.media.endpoint.packets_out
     HEARD[ctx.call.id] = await ctx.gather(digits=10, timeout=8.0)
     await ctx.hangup()
 
@@ -96,8 +96,12 @@ async def test_a_far_end_that_vanishes_ends_on_media_timeout(tmp_path: Path, sip
         assert result.ok, result.describe()  # SIPp got our BYE
         bye = result.received("BYE")
         assert bye and "media timeout" in str(bye[0])
-        async with vx.state.db.session() as s:
-            row = (await s.execute(select(CallRecord))).scalar_one()
+        for _ in range(50):  # the record's final state is written once our BYE's transaction ends
+            async with vx.state.db.session() as s:
+                row = (await s.execute(select(CallRecord))).scalar_one()
+            if row.status != "in_progress":
+                break
+            await asyncio.sleep(0.1)
         assert row.status == "failed" and row.hangup_cause == "media timeout" and row.answered_at is not None
 
 

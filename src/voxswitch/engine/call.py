@@ -77,6 +77,13 @@ class Call:
         self.answered_at: datetime | None = None
         self.ended_at: datetime | None = None
         self.hangup_cause: str | None = None
+        self.hangup_status: int | None = None
+        self.app: str | None = None
+        self.answered_by: str | None = None
+        self.mos: float | None = None
+        self.did: str | None = None
+        self.route_id: int | None = None
+        self.legs: list[Any] = []  # engine.leg.Leg, first the one the call is about (caller or callee)
         self.listeners: list[Listener] = []
         self.ended = asyncio.Event()
         self.data: dict[str, Any] = {}  # what an app wants to keep with the call (digits, ...)
@@ -88,7 +95,7 @@ class Call:
         end = self.ended_at or utcnow()
         return int((end - self.answered_at).total_seconds() + 0.5)
 
-    async def move(self, new: CallState, cause: str | None = None) -> None:
+    async def move(self, new: CallState, cause: str | None = None, status: int | None = None) -> None:
         """Take a transition of the table (a repeated final move is a no-op), persist, publish."""
         if new is self.state or (self.state.final and new.final):
             return
@@ -101,6 +108,7 @@ class Call:
         if new.final:
             self.ended_at = now
             self.hangup_cause = cause or self.hangup_cause
+            self.hangup_status = status if status is not None else self.hangup_status
         await self.save()
         for listener in list(self.listeners):
             try:
@@ -128,6 +136,12 @@ class Call:
                     ended_at=self.ended_at,
                     duration_seconds=self.duration_seconds if self.ended_at else None,
                     hangup_cause=(self.hangup_cause or None) and self.hangup_cause[:200],
+                    hangup_status=self.hangup_status,
+                    app=self.app,
+                    answered_by=self.answered_by and self.answered_by[:64],
+                    mos=self.mos,
+                    did=self.did,
+                    route_id=self.route_id,
                 )
             )
             await s.commit()

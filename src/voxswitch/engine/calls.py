@@ -1,7 +1,12 @@
-"""Calls as the SIP endpoint delivers them: an authenticated INVITE becomes a Call with a leg, and
-either the app the dialled user names runs it, or, when the dialled user is a registered device, the
-call is bridged to that device (B2BUA). Apps can also place calls (`originate`). In-dialog requests
-(ACK, BYE, CANCEL, re-INVITE) reach their leg here.
+"""The call engine's front door: INVITEs become Calls whose app runs them; apps and the API place
+calls (`originate`); in-dialog requests reach their leg.
+
+An inbound INVITE that passed authentication gets 100 Trying at once, then the router picks an app
+(a named app, a device to put through to, a number to send out via the trunk) or refuses it. The
+call's first leg answers the SDP offer before the app starts, so every verb can act immediately.
+When the app returns the call ends, in exactly one final state, with its cause, the SIP status
+that ended it and the worst leg's MOS on the record. One task sweeps every answered leg once a
+second and hangs up those whose RTP stopped (a media timeout), instead of one timer per call.
 """
 
 from __future__ import annotations
@@ -10,21 +15,25 @@ import asyncio
 import logging
 from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
-from voxswitch.engine.apps import APPS, App, CallContext, HungUp
+from voxswitch.engine.apps import APPS, App, CallContext
+from voxswitch.engine.bridge import Bridge, MusicSource
 from voxswitch.engine.call import Call, CallState
 from voxswitch.engine.conference import Conference
-from voxswitch.engine.registrar import BindingBook
-from voxswitch.engine.reinvite import answer_reinvite, reinvite
-from voxswitch.engine.sip_leg import OUR_CODECS, SipLeg
-from voxswitch.engine.sip_out import OutboundLeg
-from voxswitch.media.clock import MediaClock
-from voxswitch.media.ports import PortRangeExhausted, RtpPortAllocator
+from voxswitch.engine.dial import ring
+from voxswitch.engine.leg import Ended, HoldChanged, HungUp, Leg, LegEvent, Ringing
+from voxswitch.engine.routing import DefaultRouter, Incoming, Refusal, Router
+from voxswitch.engine.sip_inbound import InboundSipLeg
+from voxswitch.engine.sip_leg import SipContext, SipLeg
+from voxswitch.engine.sip_outbound import Destination, OutboundSipLeg
+from voxswitch.engine.targets import CallerId, Targets
+from voxswitch.media.ports import PortRangeExhausted
+from voxswitch.media.session import MediaResources, MediaSession
+from voxswitch.media.tones import frames_of, hold_music
 from voxswitch.sip import sdp
-from voxswitch.sip.dialog import DialogId, DialogSet
+from voxswitch.sip.dialog import DialogId
 from voxswitch.sip.message import Request, Response, build_response
-from voxswitch.sip.registrar import Binding
-from voxswitch.sip.stack import SipStack
 from voxswitch.sip.transaction import ServerTransaction, Target
 from voxswitch.sip.uri import SipUri
 from voxswitch.store.database import Database
@@ -32,72 +41,161 @@ from voxswitch.voice.tts import TtsEngine
 
 log = logging.getLogger(__name__)
 
+_FAILED_STATES = {"busy": CallState.BUSY, "no-answer": CallState.NO_ANSWER, "failed": CallState.FAILED}
+
+
+def default_music() -> MusicSource:
+    samples = hold_music()
+    return lambda: frames_of(samples, loop=True)
+
+
+def music_from_file(path: Path) -> MusicSource:
+    """Music on hold from a WAV file (any rate, resampled once at start)."""
+    from voxswitch.media.resample import load_wav
+
+    samples = load_wav(path, 8000)
+    return lambda: frames_of(samples, loop=True)
+
 
 class CallManager:
     def __init__(
         self,
         db: Database,
-        stack: SipStack,
-        ports: RtpPortAllocator,
+        sip: SipContext,
+        media: MediaResources,
         tts: TtsEngine,
-        advertised_host: str,
+        targets: Targets,
         *,
-        bindings: BindingBook | None = None,
-        media_timeout: float = 30.0,
         recordings_dir: Path,
+        router: Router | None = None,
+        media_timeout: float = 30.0,
+        ring_timeout: float = 30.0,
+        music: MusicSource | None = None,
     ) -> None:
-        self.recordings_dir = recordings_dir
-        self.rooms: dict[str, Conference] = {}  # conferences in progress, by name
-        self.media_timeout = media_timeout
-        self.bindings = bindings
-        self.ring_timeout = 30.0
         self.db = db
-        self.stack = stack
-        self.ports = ports
+        self.sip = sip
+        self.stack = sip.stack
+        self.media = media
         self.tts = tts
-        self.advertised_host = advertised_host
-        self.clock = MediaClock()
-        self.dialogs = DialogSet()
+        self.targets = targets
+        self.recordings_dir = recordings_dir
+        self.router: Router = router or DefaultRouter(targets)
+        self.media_timeout = media_timeout
+        self.ring_timeout = ring_timeout
+        self.music = music if music is not None else default_music()
         self.calls: dict[str, Call] = {}
-        self._by_invite: dict[tuple[str, str], SipLeg] = {}  # (Call-ID, From tag) -> leg, before a dialog
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.rooms: dict[str, Conference] = {}
+        self.bridges: dict[str, Bridge] = {}  # call id -> its bridge while two legs talk
+        self._inbound: dict[tuple[str, str], InboundSipLeg] = {}  # (Call-ID, From tag), for CANCEL
+        self._outbound: dict[tuple[str, str], OutboundSipLeg] = {}  # for forked 2xx
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
 
-    def _spawn(self, work: Coroutine[object, object, None]) -> None:
+    # plumbing -----------------------------------------------------------------------------------
+
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep(), name="media-timeout")
+        return task
 
-    # requests the SIP endpoint hands over -----------------------------------------------------
+    def new_session(self) -> MediaSession:
+        return MediaSession(self.media)
 
-    def on_invite(self, txn: ServerTransaction, invite: Request, source: Target, caller: str) -> None:
+    def outbound_leg(self, destination: Destination, prefer: Leg | None = None) -> OutboundSipLeg:
+        """A leg toward `destination`, offering `prefer`'s codec first so a bridge can relay."""
+        codecs: tuple[sdp.Codec, ...] = ()
+        if isinstance(prefer, SipLeg) and prefer.negotiated is not None:
+            c = prefer.negotiated.codec
+            codecs = (sdp.Codec(c.name, c.clock_rate, c.channels),)
+        leg = OutboundSipLeg(self.sip, self.new_session(), destination, prefer=codecs)
+        self._outbound[leg.key] = leg
+        leg.listeners.append(self._forget_outbound)
+        return leg
+
+    def _forget_outbound(self, leg: Leg, event: LegEvent) -> None:
+        if isinstance(event, Ended) and isinstance(leg, OutboundSipLeg):
+            self._outbound.pop(leg.key, None)
+
+    def adopt(self, call: Call, leg: Leg) -> None:
+        """`leg` is now part of `call`: its hold changes move the call's state."""
+        if leg not in call.legs:
+            call.legs.append(leg)
+            leg.call_id = call.id
+
+            def on_event(leg: Leg, event: LegEvent) -> None:
+                if isinstance(event, HoldChanged):
+                    if event.held and call.state is CallState.IN_PROGRESS:
+                        self.spawn(call.move(CallState.ON_HOLD))
+                    elif not event.held and call.state is CallState.ON_HOLD:
+                        self.spawn(call.move(CallState.IN_PROGRESS))
+
+            leg.listeners.append(on_event)
+
+    def bridged(self, call: Call, bridge: Bridge) -> None:
+        self.bridges[call.id] = bridge
+        self.spawn(self._unlist_bridge(call.id, bridge))
+
+    async def _unlist_bridge(self, call_id: str, bridge: Bridge) -> None:
+        await bridge.done.wait()
+        if self.bridges.get(call_id) is bridge:
+            del self.bridges[call_id]
+
+    # requests the SIP endpoint hands over -------------------------------------------------------
+
+    def on_invite(
+        self, txn: ServerTransaction, invite: Request, source: Target, *, device: str | None, trusted: bool
+    ) -> None:
+        self.stack.respond(txn, build_response(invite, 100))
         uri = invite.uri
         dialled = uri.user if isinstance(uri, SipUri) and uri.user else ""
-        app_fn = APPS.get(dialled)
-        device = self.bindings.lookup(dialled) if self.bindings is not None and app_fn is None else []
-        if app_fn is None and not device:
-            self.stack.respond(txn, build_response(invite, 404, "Not Found"))
+        from_uri = invite.from_.uri
+        caller = device or (from_uri.user if isinstance(from_uri, SipUri) and from_uri.user else "anonymous")
+        incoming = Incoming(dialled, caller, device, trusted, invite, (source.host, source.port))
+        self.spawn(self._inbound_call(txn, incoming, source))
+
+    async def _inbound_call(self, txn: ServerTransaction, incoming: Incoming, source: Target) -> None:
+        invite = incoming.invite
+        route = await self.router.route(incoming)
+        if txn.terminated or (txn.last_response is not None and txn.last_response.status >= 200):
+            return  # cancelled while we were routing
+        if isinstance(route, Refusal):
+            self.stack.respond(txn, build_response(invite, route.status, route.reason))
             return
-        self.stack.respond(txn, build_response(invite, 100))
-        leg = SipLeg(self.stack, self.dialogs, self.clock, self.ports, txn, invite, source, self.advertised_host)
-        call = Call(self.db, direction="inbound" if app_fn else "internal", from_number=caller, to_number=dialled)
+        leg = InboundSipLeg(self.sip, self.new_session(), txn, invite, source, peer=incoming.caller)
+        call = Call(self.db, direction=route.direction, from_number=incoming.caller, to_number=incoming.dialled)
+        call.app = route.name
         self.calls[call.id] = call
-        self._by_invite[(invite.call_id, invite.from_.tag or "")] = leg
-        work = self._run(call, leg, app_fn, dialled) if app_fn else self._bridge(call, leg, dialled, device[0])
-        self._spawn(work)
+        self._inbound[leg.key] = leg
+        self.adopt(call, leg)
+        try:
+            await call.save()
+            try:
+                await leg.prepare()
+            except (sdp.SdpError, PortRangeExhausted, OSError) as exc:
+                status = 488 if isinstance(exc, sdp.SdpError) else 503
+                leg.reject(status, cause=f"media: {exc}")
+                await call.move(CallState.FAILED, f"media: {exc}", status)
+                return
+            ctx = await self._run_app(call, leg, route.app, route.name, route.params)
+            await self._finish(call, leg, ctx)
+        finally:
+            self._inbound.pop(leg.key, None)
+            self.calls.pop(call.id, None)
 
     def on_in_dialog(self, txn: ServerTransaction | None, request: Request) -> bool:
-        """ACK, BYE, CANCEL, re-INVITE... for one of our calls. False when it is not ours."""
+        """ACK, BYE, CANCEL, re-INVITE, INFO, UPDATE... for one of our calls. False when not ours."""
         method = request.method
         if method == "CANCEL":
-            leg = self._by_invite.get((request.call_id, request.from_.tag or ""))
-            if leg is None:
+            leg = self._inbound.get((request.call_id, request.from_.tag or ""))
+            if leg is None or txn is None:
                 return False
-            assert txn is not None
             self.stack.respond(txn, build_response(request, 200))
-            leg.reject(487, "Request Terminated")
             leg.on_cancel()
             return True
-        dialog, verdict = self.dialogs.receive_request(request)
+        dialog, verdict = self.sip.dialogs.receive_request(request)
         if dialog is None:
             if method == "ACK":
                 return True  # a stray ACK is dropped (§17.2.3)
@@ -107,10 +205,10 @@ class CallManager:
                     self.stack.respond(txn, response)
             return txn is not None
         leg = dialog.user_data
-        if not isinstance(leg, SipLeg | OutboundLeg):
+        if not isinstance(leg, SipLeg):
             return False
         if method == "ACK":
-            leg.on_ack()
+            leg.on_ack(request)
             return True
         assert txn is not None
         if not verdict.accepted:
@@ -120,265 +218,166 @@ class CallManager:
             return True
         if method == "BYE":
             leg.on_bye(txn, request)
-        elif method == "INVITE":
-            self._spawn(self._on_reinvite(leg, txn, request))
-        elif method == "INFO" and (digit := info_dtmf(request)) is not None:
+        elif method in ("INVITE", "UPDATE"):
+            self.spawn(leg.on_reinvite(txn, request))
+        elif method == "INFO":
+            leg.on_info(txn, request)
+        elif method in ("OPTIONS", "NOTIFY"):
             self.stack.respond(txn, build_response(request, 200))
-            leg.digits.put_nowait(digit)
-        else:  # UPDATE and other INFO packages arrive with the rest of issue #4
+        else:  # REFER from a phone (transfer) arrives with the PBX (issue #6)
             self.stack.respond(txn, build_response(request, 501, "Not Implemented"))
         return True
 
-    # running a call ---------------------------------------------------------------------------
-
-    async def _prepare(self, call: Call, leg: SipLeg) -> bool:
-        """Open the callee leg's media; on failure refuse the INVITE and fail the call."""
-        try:
-            await leg.prepare_media()
-        except (sdp.SdpError, PortRangeExhausted) as exc:
-            leg.reject(488 if isinstance(exc, sdp.SdpError) else 503)
-            await call.move(CallState.FAILED, f"media: {exc}")
+    def on_stray_response(self, response: Response) -> bool:
+        """A 2xx after our INVITE's first final response: a retransmission (our ACK was lost, send it
+        again) or another fork's answer (ACK it, then BYE it, §13.2.2.4)."""
+        if not 200 <= response.status < 300 or response.cseq.method != "INVITE":
             return False
-        return True
+        dialog = self.sip.dialogs.get(DialogId.of_response(response))
+        if dialog is not None and isinstance(dialog.user_data, OutboundSipLeg):
+            dialog.user_data.resend_ack()
+            return True
+        leg = self._outbound.get((response.call_id, response.from_.tag or ""))
+        if leg is not None:
+            self.spawn(leg.on_forked_2xx(response))
+            return True
+        return False
 
-    async def _app(self, call: Call, ctx: CallContext, app_fn: App, name: str) -> bool:
-        """Run an app to its end; False (call failed, leg hung up) if it raised."""
+    # running a call -----------------------------------------------------------------------------
+
+    async def _run_app(self, call: Call, leg: Leg, app_fn: App, name: str, params: dict[str, Any]) -> CallContext:
+        ctx = CallContext(self, call, leg, params)
         try:
             await app_fn(ctx)
         except HungUp:
             pass
         except Exception:
             log.exception("app %s failed", name, extra={"call_id": call.id})
-            await ctx.leg.hangup("application error")
-            await call.move(CallState.FAILED, "application error")
-            return False
-        return True
-
-    def _leg_to(self, binding: Binding, caller: str, callee: str, codecs: tuple[sdp.Codec, ...]) -> OutboundLeg:
-        """A caller leg toward a registered contact, sent where its REGISTER came from (NAT-safe)."""
-        return OutboundLeg(
-            self.stack,
-            self.dialogs,
-            self.ports,
-            Target(binding.transport, binding.source_host, binding.source_port),
-            binding.contact,
-            caller=caller,
-            callee=callee,
-            advertised_host=self.advertised_host,
-            codecs=codecs,
-        )
-
-    async def _run(self, call: Call, leg: SipLeg, app_fn: App, name: str) -> None:
-        key = (leg.invite.call_id, leg.invite.from_.tag or "")
-        watchdog: asyncio.Task[None] | None = None
-        try:
-            await call.save()
-            if not await self._prepare(call, leg):
-                return
-            ctx = CallContext(call, leg, self.tts, self.recordings_dir, self.rooms)
-            watchdog = asyncio.get_running_loop().create_task(self._watch_media(leg))
-            if not await self._app(call, ctx, app_fn, name):
-                return
-            if not leg.ended.is_set():
-                await leg.hangup("app finished")
-            cause = leg.end_cause or "normal clearing"
-            if cause == "media timeout":  # the far end vanished: not a normal end
-                await call.move(CallState.FAILED, cause)
-            elif call.state in (CallState.ANSWERED, CallState.IN_PROGRESS, CallState.ON_HOLD):
-                await call.move(CallState.COMPLETED, cause)
-            elif cause.startswith("cancelled"):
-                await call.move(CallState.CANCELLED, cause)
-            else:
-                await call.move(CallState.FAILED, cause)
+            ctx.outcome.cause = "application error"
+            ctx.outcome.hints["error"] = True
+            ctx.outcome.status = 500
         finally:
-            if watchdog is not None:
-                watchdog.cancel()
-            self._by_invite.pop(key, None)
-            self.calls.pop(call.id, None)
+            for recorder in list(ctx.recorders):
+                try:
+                    await recorder.stop(self.db)
+                except Exception:
+                    log.exception("could not store a recording", extra={"call_id": call.id})
+        return ctx
 
-    async def _watch_media(self, leg: SipLeg) -> None:
-        """End an answered call whose far end has stopped sending RTP (it vanished, or its network did)."""
-        loop = asyncio.get_running_loop()
-        await leg.acked.wait()
-        started = loop.time()
-        while not leg.ended.is_set():
-            await asyncio.sleep(min(1.0, self.media_timeout / 4))
-            now = loop.time()
-            silent = leg.endpoint.idle_for(now) if leg.endpoint.last_received is not None else now - started
-            if silent >= self.media_timeout:
-                log.warning("media timeout after %.1fs without RTP", silent)
-                await leg.hangup("media timeout")
-                return
+    async def _finish(self, call: Call, leg: Leg, ctx: CallContext) -> None:
+        """End the call's first leg if the app left it up, then take the call to its final state."""
+        failed = bool(ctx.outcome.hints.get("error"))
+        if not leg.ended.is_set():
+            if leg.is_answered:
+                await leg.hangup("application error" if failed else "app finished")
+            else:
+                leg.reject(ctx.outcome.status, cause=ctx.outcome.cause)
+        for other in call.legs:
+            if other is not leg and not other.ended.is_set():
+                await other.hangup(leg.end_cause or "normal clearing")
+        cause = leg.end_cause or "normal clearing"
+        status = leg.end_status
+        mos = [m for m in (other.media.stats().mos for other in call.legs) if m is not None]
+        call.mos = min(mos) if mos else None
+        if failed:
+            state, cause = CallState.FAILED, "application error"
+        elif cause == "media timeout":  # the far end vanished: not a normal end
+            state = CallState.FAILED
+        elif call.state in (CallState.ANSWERED, CallState.IN_PROGRESS, CallState.ON_HOLD):
+            state = CallState.COMPLETED
+        elif status == 487 or cause.startswith("cancelled"):
+            state = CallState.CANCELLED
+        else:
+            state = ctx.outcome.state
+        await call.move(state, cause, status)
 
-    async def originate(self, to_user: str, app_name: str, *, caller: str = "voxswitch") -> Call:
-        """Place a call to a registered device and run `app_name` once it answers (API, CLI, jobs)."""
-        app_fn = APPS.get(app_name)
+    async def originate(
+        self,
+        target: str | list[str],
+        app: str | App,
+        *,
+        caller_id: str | None = None,
+        params: dict[str, Any] | None = None,
+        ring_for: float | None = None,
+        call: Call | None = None,
+    ) -> Call:
+        """Place a call to `target` (a device, a number through the trunk, a URI; a list rings them all)
+        and run `app` once it answers. Returns at once with the call; raises `TargetError` when
+        the target cannot be called at all."""
+        app_fn = APPS.get(app) if isinstance(app, str) else app
         if app_fn is None:
-            raise KeyError(f"no app named {app_name!r}")
-        live = self.bindings.lookup(to_user) if self.bindings is not None else []
-        if not live:
-            raise LookupError(f"{to_user} is not registered")
-        binding = live[0]
-        call = Call(self.db, direction="outbound", from_number=caller, to_number=to_user)
+            raise KeyError(f"no app named {app!r}")
+        targets = [target] if isinstance(target, str) else target
+        caller = CallerId(caller_id or "voxswitch")
+        destinations = [d for t in targets for d in await self.targets.resolve(t, caller)]
+        label = targets[0] if len(targets) == 1 else ",".join(targets)
+        if call is None:
+            call = Call(self.db, direction="outbound", from_number=caller.user, to_number=label)
+        call.app = app if isinstance(app, str) else getattr(app, "__name__", "app")
         self.calls[call.id] = call
-        leg = self._leg_to(binding, caller, to_user, OUR_CODECS)
-        leg.clock = self.clock
-        self._spawn(self._run_outbound(call, leg, app_fn, app_name))
+        legs = [self.outbound_leg(d) for d in destinations]
+        self.spawn(self._outbound_call(call, legs, app_fn, call.app, params or {}, ring_for or self.ring_timeout))
         return call
 
-    async def _run_outbound(self, call: Call, leg: OutboundLeg, app_fn: App, name: str) -> None:
+    async def _outbound_call(
+        self, call: Call, legs: list[OutboundSipLeg], app_fn: App, name: str, params: dict[str, Any], ring_for: float
+    ) -> None:
         try:
             await call.save()
-            ringing = asyncio.get_running_loop().create_task(leg.ringing.wait())
-            ringing.add_done_callback(
-                lambda _: (
-                    asyncio.ensure_future(call.move(CallState.RINGING)) if call.state is CallState.INITIATED else None
-                )
-            )
-            status = await leg.call(ring_for=self.ring_timeout)
-            ringing.cancel()
-            if not 200 <= status < 300:
-                state = {486: CallState.BUSY, 600: CallState.BUSY, 0: CallState.NO_ANSWER}.get(status, CallState.FAILED)
-                await call.move(state, leg.end_cause or str(status))
+
+            def progress(leg: Leg, event: LegEvent) -> None:
+                if isinstance(event, Ringing) and call.state is CallState.INITIATED:
+                    self.spawn(call.move(CallState.RINGING))
+
+            attempt = await ring(legs, ring_for, on_event=progress)
+            if attempt.leg is None:
+                state = _FAILED_STATES[attempt.outcome]
+                await call.move(state, attempt.cause, attempt.status or None)
                 return
+            leg = attempt.leg
+            self.adopt(call, leg)
+            call.answered_by = leg.peer
             await call.move(CallState.ANSWERED)
             await call.move(CallState.IN_PROGRESS)
-            if not await self._app(
-                call, CallContext(call, leg, self.tts, self.recordings_dir, self.rooms), app_fn, name
-            ):  # type: ignore[arg-type]
-                return
-            await leg.hangup("app finished")
-            await call.move(CallState.COMPLETED, leg.end_cause)
+            ctx = await self._run_app(call, leg, app_fn, name, params)
+            await self._finish(call, leg, ctx)
         finally:
             self.calls.pop(call.id, None)
 
-    async def _on_reinvite(self, leg: SipLeg | OutboundLeg, txn: ServerTransaction, request: Request) -> None:
-        """A peer re-offers (hold, resume, a new address): answer it, and pass hold on to the partner."""
-        negotiated = await answer_reinvite(leg, txn, request)
-        if negotiated is None:
-            return
-        leg.endpoint.remote = (negotiated.remote_address, negotiated.remote_port)
-        partner, call = leg.partner, self._call_of(leg)
-        if isinstance(partner, SipLeg | OutboundLeg):
-            held = negotiated.remote_hold
-            await reinvite(partner, sdp.Direction.SENDONLY if held else sdp.Direction.SENDRECV)
-            if call is not None and call.state in (CallState.IN_PROGRESS, CallState.ON_HOLD):
-                await call.move(CallState.ON_HOLD if held else CallState.IN_PROGRESS)
-
-    def _call_of(self, leg: object) -> Call | None:
-        return next((c for c in self.calls.values() if leg in c.data.get("legs", ())), None)
-
-    def on_stray_response(self, response: Response) -> bool:
-        """A 2xx retransmitted after our INVITE's transaction ended: our ACK was lost, send it again."""
-        if response.status < 200 or response.status >= 300 or response.cseq.method != "INVITE":
+    async def hangup(self, call_id: str, cause: str = "hung up by API") -> bool:
+        """End a live call from outside (API, CLI); False when it is not live here."""
+        call = self.calls.get(call_id)
+        if call is None:
             return False
-        dialog = self.dialogs.get(DialogId.of_response(response))
-        if dialog is not None and isinstance(dialog.user_data, OutboundLeg):
-            dialog.user_data.resend_ack()
-            return True
-        return False
+        for leg in list(call.legs):
+            if not leg.ended.is_set():
+                await leg.hangup(cause)
+        return True
 
-    async def _bridge(self, call: Call, inbound: SipLeg, dialled: str, binding: Binding) -> None:
-        """Device to device through us (B2BUA): ring the callee's registered contact, answer the
-        caller when it answers, relay RTP between the two legs untouched (same codec both sides)."""
-        key = (inbound.invite.call_id, inbound.invite.from_.tag or "")
-        out: OutboundLeg | None = None
-        try:
-            await call.save()
-            if not await self._prepare(call, inbound):
-                return
-            assert inbound.plan is not None
-            codec = inbound.plan.negotiated.codec
-            out = self._leg_to(binding, call.from_number, dialled, (sdp.Codec(codec.name, codec.clock_rate),))
-
-            async def relay_ringing() -> None:
-                await out.ringing.wait()
-                if call.state is CallState.INITIATED:
-                    inbound.ring()
-                    await call.move(CallState.RINGING)
-
-            ringer = asyncio.get_running_loop().create_task(relay_ringing())
-            placing = asyncio.ensure_future(out.call(ring_for=self.ring_timeout))
-            caller_gone = asyncio.ensure_future(inbound.ended.wait())
-            await asyncio.wait({placing, caller_gone}, return_when=asyncio.FIRST_COMPLETED)
-            ringer.cancel()
-            if not placing.done():  # the caller hung up (CANCEL) while the callee rang
-                placing.cancel()
-                await out.hangup("caller cancelled")
-                await call.move(CallState.CANCELLED, inbound.end_cause or "cancelled")
-                return
-            caller_gone.cancel()
-            status = placing.result()
-            if not 200 <= status < 300:
-                state, code = {
-                    486: (CallState.BUSY, 486),
-                    600: (CallState.BUSY, 486),
-                    0: (CallState.NO_ANSWER, 480),
-                }.get(status, (CallState.FAILED, status if 400 <= status < 700 else 480))
-                inbound.reject(code)
-                await call.move(state, out.end_cause or str(status))
-                return
-            await call.move(CallState.ANSWERED)
-            answering = asyncio.get_running_loop().create_task(inbound.answer())
-            inbound.endpoint.relay_to, out.endpoint.relay_to = out.endpoint, inbound.endpoint
-            inbound.partner, out.partner = out, inbound
-            _map_payload_types(inbound, out)
-            call.data["legs"] = (inbound, out)
-            await call.move(CallState.IN_PROGRESS)
-            first = asyncio.ensure_future(inbound.ended.wait())
-            second = asyncio.ensure_future(out.ended.wait())
-            await asyncio.wait({first, second}, return_when=asyncio.FIRST_COMPLETED)
-            for waiter in (first, second):
-                waiter.cancel()
-            answering.cancel()
-            cause = inbound.end_cause if inbound.ended.is_set() else out.end_cause
-            await inbound.hangup(cause or "normal clearing")
-            await out.hangup(cause or "normal clearing")
-            await call.move(CallState.COMPLETED, cause)
-        finally:
-            self._by_invite.pop(key, None)
-            self.calls.pop(call.id, None)
+    async def _sweep(self) -> None:
+        """End answered legs whose far end stopped sending RTP (it vanished, or its network did)."""
+        loop = asyncio.get_running_loop()
+        while self._tasks:
+            await asyncio.sleep(min(1.0, self.media_timeout / 4))
+            now = loop.time()
+            for call in list(self.calls.values()):
+                for leg in call.legs:
+                    if not leg.is_answered or leg.answered_at is None or leg.remote_hold or leg.local_hold:
+                        continue
+                    last = leg.media.endpoint.last_received
+                    silent = now - max(last, leg.answered_at) if last is not None else now - leg.answered_at
+                    if silent >= self.media_timeout:
+                        log.warning("media timeout after %.1fs without RTP", silent, extra={"call_id": call.id})
+                        self.spawn(leg.hangup("media timeout"))
 
     async def stop(self) -> None:
         """Cancel running calls and wait for them to unwind (their legs close their sockets)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self.clock.stop()
-
-
-def _map_payload_types(inbound: SipLeg, out: OutboundLeg) -> None:
-    """Each side may have agreed its own number for telephone-event; renumber on the way through."""
-    a = inbound.plan.negotiated if inbound.plan else None
-    b = out.negotiated
-    if a is None or b is None:
-        return
-    if a.local_telephone_event_pt is not None and b.telephone_event_pt is not None:
-        if a.local_telephone_event_pt != b.telephone_event_pt:
-            inbound.endpoint.relay_pt_map[a.local_telephone_event_pt] = b.telephone_event_pt
-    if b.local_telephone_event_pt is not None and a.telephone_event_pt is not None:
-        if b.local_telephone_event_pt != a.telephone_event_pt:
-            out.endpoint.relay_pt_map[b.local_telephone_event_pt] = a.telephone_event_pt
-
-
-_DTMF_KEYS = frozenset("0123456789*#ABCD")
-
-
-def info_dtmf(request: Request) -> str | None:
-    """The key in a SIP INFO carrying DTMF: `application/dtmf-relay` (`Signal=5`), the de facto
-    format phones send, or `application/dtmf` (a bare key or event number, as in RFC 4733's table)."""
-    content_type = (request.content_type or "").split(";")[0].strip().lower()
-    text = request.body.decode("utf-8", "replace")
-    if content_type == "application/dtmf-relay":
-        for line in text.splitlines():
-            name, _, value = line.partition("=")
-            if name.strip().lower() == "signal":
-                key = value.strip().upper()
-                return key if key in _DTMF_KEYS else {"10": "*", "11": "#"}.get(key)
-    elif content_type == "application/dtmf":
-        key = text.strip().upper()
-        if key in _DTMF_KEYS:
-            return key
-        return {"10": "*", "11": "#", "12": "A", "13": "B", "14": "C", "15": "D"}.get(key)
-    return None
+        if self._sweeper is not None:
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+        await self.media.stop()

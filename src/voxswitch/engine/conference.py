@@ -2,13 +2,15 @@
 
 Mixing is one int32 sum over the participants' frames and one subtraction per participant (what
 they said is taken out of what they hear), clipped back to 16 bits: NumPy, no per-sample loop.
+Each member's frames come through its own jitter buffer (`MediaSession.take_frame`) and the mix goes
+out in its own codec, so members with different codecs share one room.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from voxswitch.engine.sip_leg import SAMPLES_PER_FRAME, SipLeg
+from voxswitch.engine.leg import Leg
 from voxswitch.media.clock import MediaClock
 
 
@@ -16,19 +18,21 @@ class Conference:
     def __init__(self, name: str, clock: MediaClock) -> None:
         self.name = name
         self.clock = clock
-        self.members: list[SipLeg] = []
+        self.members: list[Leg] = []
+        self.muted: set[Leg] = set()  # heard nothing from; they still hear the room
         self._tick: int | None = None
 
-    def join(self, leg: SipLeg) -> None:
-        leg.listen()
+    def join(self, leg: Leg) -> None:
+        leg.media.listen()
         self.members.append(leg)
         if self._tick is None:
             self._tick = self.clock.add(self._mix)
 
-    def leave(self, leg: SipLeg) -> None:
+    def leave(self, leg: Leg) -> None:
         if leg in self.members:
             self.members.remove(leg)
-            leg.unlisten()
+            self.muted.discard(leg)
+            leg.media.unlisten()
         if not self.members and self._tick is not None:
             self.clock.remove(self._tick)
             self._tick = None
@@ -37,8 +41,11 @@ class Conference:
         members = [m for m in self.members if not m.ended.is_set()]
         if not members:
             return
-        heard = np.stack([m.take_frame() for m in members]).astype(np.int32)
+        heard = np.stack([m.media.take_frame(now) for m in members]).astype(np.int32)
+        for i, member in enumerate(members):
+            if member in self.muted:
+                heard[i] = 0
         total = heard.sum(axis=0)
         mixes = np.clip(total - heard, -32768, 32767).astype(np.int16)
         for member, mix in zip(members, mixes, strict=True):
-            member.endpoint.send_payload(member.codec.encode(mix), SAMPLES_PER_FRAME)
+            member.media.send_frame(mix)

@@ -8,12 +8,17 @@ import socket
 
 from voxswitch.config import Settings
 from voxswitch.engine.accounts import AccountDirectory
-from voxswitch.engine.calls import CallManager
+from voxswitch.engine.calls import CallManager, music_from_file
 from voxswitch.engine.certificates import ensure_self_signed, server_context
 from voxswitch.engine.registrar import BindingBook
+from voxswitch.engine.sip_leg import SipContext, offer_codecs
 from voxswitch.engine.sip_server import SipServer, SipServerConfig
+from voxswitch.engine.targets import Targets
 from voxswitch.engine.trunk import TrunkConfig, TrunkRegistration
+from voxswitch.media.clock import MediaClock
 from voxswitch.media.ports import RtpPortAllocator
+from voxswitch.media.session import MediaResources
+from voxswitch.sip.dialog import DialogSet
 from voxswitch.sip.digest import Algorithm
 from voxswitch.sip.security import BanPolicy
 from voxswitch.sip.transaction import Timers
@@ -41,6 +46,8 @@ class Engine:
         self.bindings = BindingBook(db)
         self.sip: SipServer | None = None
         self.trunk: TrunkRegistration | None = None
+        self.targets: Targets | None = None
+        self.calls: CallManager | None = None
         self._secret = secret
         self.listening: dict[str, tuple[str, int]] = {}
 
@@ -62,7 +69,9 @@ class Engine:
             tls_port=s.sip_tls_port,
             tls_context=server_context(cert, key),
             advertised_host=s.sip_advertised_host,
-            trusted_sources=tuple(s.sip_trusted_sources),
+            # the trunk's own address is trusted: trunks send calls for our numbers without digest
+            trusted_sources=tuple(s.sip_trusted_sources)
+            + ((f"{s.sip_trunk_ip}:{s.sip_trunk_port}",) if s.sip_trunk_ip else ()),
             timers=Timers(s.sip_t1, s.sip_t2, s.sip_t4),
             ban=BanPolicy(
                 window_seconds=s.sip_ban_window_seconds, ban_after=s.sip_ban_after, ban_seconds=s.sip_ban_seconds
@@ -71,18 +80,6 @@ class Engine:
         self.sip = SipServer(config, self.db, self.accounts, self.bindings, self._secret)
         self.listening = await self.sip.start()
         advertised = s.sip_advertised_host or (s.sip_host if s.sip_host not in ("0.0.0.0", "::") else primary_ip())
-        tts = create_engine(s.tts_service, TtsConfig.from_settings(s), cache_dir=s.data_dir / "tts-cache")
-        ports = RtpPortAllocator(s.rtp_port_min, s.rtp_port_max, host=s.sip_host)
-        self.sip.calls = CallManager(
-            self.db,
-            self.sip.stack,
-            ports,
-            tts,
-            advertised,
-            bindings=self.bindings,
-            media_timeout=s.media_timeout_seconds,
-            recordings_dir=s.data_dir / "recordings",
-        )
         if s.sip_trunk_ip:
             self.trunk = TrunkRegistration(
                 self.sip.stack,
@@ -99,6 +96,21 @@ class Engine:
             )
             if s.sip_trunk_register:
                 self.trunk.start()
+        tts = create_engine(s.tts_service, TtsConfig.from_settings(s), cache_dir=s.data_dir / "tts-cache")
+        media = MediaResources(MediaClock(), RtpPortAllocator(s.rtp_port_min, s.rtp_port_max, host=s.sip_host))
+        sip = SipContext(self.sip.stack, DialogSet(), advertised, offer_codecs(media.codecs))
+        self.targets = Targets(self.accounts, self.bindings, self.trunk)
+        self.calls = self.sip.calls = CallManager(
+            self.db,
+            sip,
+            media,
+            tts,
+            self.targets,
+            recordings_dir=s.data_dir / "recordings",
+            media_timeout=s.media_timeout_seconds,
+            ring_timeout=s.ring_timeout_seconds,
+            music=music_from_file(s.moh_file) if s.moh_file else None,
+        )
         log.info("SIP listening", extra={"sip_listeners": {k: f"{h}:{p}" for k, (h, p) in self.listening.items()}})
 
     async def stop(self) -> None:

@@ -1,292 +1,280 @@
-"""A leg that is one SIP dialog with one RTP stream: here, the callee side of an inbound INVITE.
+"""What every SIP leg does once a dialog exists, whichever side sent the INVITE (RFC 3261 §12-15).
 
-The leg speaks SIP to its peer and call-control to the call (answer, hang up, ended); apps never
-see SIP. Media: an `RtpEndpoint` with the negotiated codec; what the leg plays goes through a
-`Player` that the shared 20 ms clock ticks; RFC 4733 digits it receives arrive on `digits`.
+BYE both ways (§15), re-INVITE both ways for hold and resume and new addresses (§14, RFC 3264 §8),
+INFO DTMF, the 2xx retransmission a UAS owes until the ACK (§13.3.1.4), and turning an SDP
+negotiation into the media session's `StreamTerms`. The INVITE itself is the subclasses' business:
+`sip_inbound.InboundSipLeg` (we are the UAS) and `sip_outbound.OutboundSipLeg` (we are the UAC).
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field, replace
 
-import numpy as np
-
-from voxswitch.engine.reinvite import retransmit_2xx
-from voxswitch.media.clock import MediaClock
-from voxswitch.media.codecs import G711Codec
-from voxswitch.media.dtmf import DigitEnd, DtmfReceiver
-from voxswitch.media.endpoint import RtpEndpoint
-from voxswitch.media.ports import RtpPortAllocator
-from voxswitch.media.recorder import WavRecorder
+from voxswitch.engine.leg import Leg, LegState
+from voxswitch.media.codecs import CodecRegistry
+from voxswitch.media.session import MediaSession, StreamTerms
 from voxswitch.sip import sdp
 from voxswitch.sip.dialog import Dialog, DialogSet
-from voxswitch.sip.message import Request, build_response
+from voxswitch.sip.message import Request, Response, build_response
 from voxswitch.sip.stack import RequestFailed, SipStack
 from voxswitch.sip.transaction import ServerTransaction, Target
-from voxswitch.sip.uri import SipUri
 
 log = logging.getLogger(__name__)
 
-OUR_CODECS = (sdp.Codec("PCMU", 8000), sdp.Codec("PCMA", 8000))
-SAMPLES_PER_FRAME = 160  # 20 ms at 8 kHz
+_PREFERENCE = (("PCMU", 8000), ("PCMA", 8000), ("G722", 8000), ("opus", 48000))
 
 
-class Player:
-    """Frames queued for one leg, sent one per clock tick; `done` resolves when the source runs dry."""
-
-    def __init__(self, leg: SipLeg, frames: AsyncIterator[np.ndarray], max_buffer: int = 50) -> None:
-        self.leg = leg
-        self.buffer: collections.deque[np.ndarray] = collections.deque()
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._space = asyncio.Event()
-        self._space.set()
-        self._exhausted = False
-        self._max = max_buffer
-        self._feeder = asyncio.get_running_loop().create_task(self._feed(frames))
-        self._handle = leg.clock.add(self.tick)
-
-    async def _feed(self, frames: AsyncIterator[np.ndarray]) -> None:
-        try:
-            async for frame in frames:
-                self.buffer.append(frame)
-                if len(self.buffer) >= self._max:
-                    self._space.clear()
-                    await self._space.wait()
-        finally:
-            self._exhausted = True
-            aclose = getattr(frames, "aclose", None)
-            if aclose is not None:  # stop the source now (a TTS engine frees its worker), not at GC
-                with contextlib.suppress(Exception):
-                    await aclose()
-
-    def tick(self, now: float) -> None:
-        if self.buffer:
-            frame = self.buffer.popleft()
-            self.leg.endpoint.send_payload(self.leg.codec.encode(frame), SAMPLES_PER_FRAME)
-            if len(self.buffer) < self._max // 2:
-                self._space.set()
-        elif self._exhausted:
-            self.stop()
-
-    def stop(self) -> None:
-        self.leg.clock.remove(self._handle)
-        self._feeder.cancel()
-        if not self.done.done():
-            self.done.set_result(None)
+def offer_codecs(registry: CodecRegistry) -> tuple[sdp.Codec, ...]:
+    """The codecs we offer and accept, best first: G.711 (what trunks and the relay path want), then
+    the wideband ones whose libraries are present."""
+    out = []
+    for name, rate in _PREFERENCE:
+        if (name, rate) in registry and registry.get(name, rate).available:
+            spec = registry.get(name, rate)
+            out.append(sdp.Codec(spec.name, spec.clock_rate, spec.sdp_channels, spec.payload_type))
+    return tuple(out)
 
 
 @dataclass
-class MediaPlan:
-    negotiated: sdp.Negotiated
-    answer: sdp.SessionDescription
+class SipContext:
+    """The SIP side every leg of one engine shares."""
+
+    stack: SipStack
+    dialogs: DialogSet
+    advertised_host: str
+    codecs: tuple[sdp.Codec, ...] = field(default_factory=tuple)
 
 
-class SipLeg:
-    """The callee leg of an inbound INVITE."""
+def terms_of(negotiated: sdp.Negotiated) -> StreamTerms:
+    codec = negotiated.codec
+    assert codec.payload_type is not None
+    return StreamTerms(
+        codec=codec.name,
+        clock_rate=codec.clock_rate,
+        send_pt=codec.payload_type,
+        recv_pt=negotiated.local_payload_type,
+        remote=(negotiated.remote_address, negotiated.remote_port),
+        remote_rtcp=(negotiated.remote_address, negotiated.remote_rtcp_port),
+        dtmf_send_pt=negotiated.telephone_event_pt,
+        dtmf_recv_pt=negotiated.local_telephone_event_pt,
+        sends=negotiated.direction.sends,
+        receives=negotiated.direction.receives,
+    )
 
-    def __init__(
-        self,
-        stack: SipStack,
-        dialogs: DialogSet,
-        clock: MediaClock,
-        ports: RtpPortAllocator,
-        txn: ServerTransaction,
-        invite: Request,
-        source: Target,
-        advertised_host: str,
-    ) -> None:
-        self.stack, self.dialogs, self.clock, self.ports = stack, dialogs, clock, ports
-        self.txn, self.invite, self.source = txn, invite, source
-        self.advertised_host = advertised_host
+
+async def retransmit_2xx(stack: SipStack, response: Response, target: Target, acked: asyncio.Event) -> bool:
+    """§13.3.1.4: over UDP the UAS core repeats its 2xx (T1, doubling to T2) until the ACK; True if it came."""
+    timers = stack.layer.timers
+    interval, waited = timers.t1, 0.0
+    while not acked.is_set() and waited < timers.b:
+        step = interval if not target.reliable else timers.b
+        try:
+            await asyncio.wait_for(acked.wait(), step)
+        except TimeoutError:
+            waited += step
+            if not target.reliable:
+                stack.send_stateless(response, target)
+                interval = min(interval * 2, timers.t2)
+    return acked.is_set()
+
+
+class SipLeg(Leg):
+    kind = "sip"
+
+    def __init__(self, sip: SipContext, media: MediaSession, target: Target, *, peer: str, direction: str) -> None:
+        super().__init__(media, peer=peer, direction=direction)
+        self.sip = sip
+        self.stack = sip.stack
+        self.target = target  # where the peer's requests come from and ours go (NAT-safe)
         self.dialog: Dialog | None = None
-        self.endpoint = RtpEndpoint(payload_type=0)
-        self.codec = G711Codec("PCMU")
-        self.plan: MediaPlan | None = None
-        self.digits: asyncio.Queue[str] = asyncio.Queue()
-        self.acked = asyncio.Event()
-        self.ended = asyncio.Event()
-        self.end_cause: str | None = None
-        self._dtmf = DtmfReceiver()
-        self._to_tag = f"vx{id(self):x}"
-        self._players: set[Player] = set()
         self.local_sdp: sdp.SessionDescription | None = None
-        self.sdp_codec = OUR_CODECS[0]
-        self.awaiting_ack = self.acked
-        self.partner: object | None = None  # the leg this one is bridged to, if any
-        self.recorder: WavRecorder | None = None  # what the peer says goes here while set
-        self._heard: collections.deque[np.ndarray] = collections.deque(maxlen=10)
-        self._pending = np.zeros(0, dtype=np.int16)
-        self._listening = 0
-        self._recording_tick: int | None = None
+        self.negotiated: sdp.Negotiated | None = None
+        self.awaiting_ack = asyncio.Event()
+        self.local_user = "voxswitch"  # the user part of our Contact
+        self._tasks: set[asyncio.Task[object]] = set()
 
-    # media ------------------------------------------------------------------------------------
-
-    async def prepare_media(self) -> None:
-        """Open an RTP port and answer the INVITE's offer (RFC 3264); raises NegotiationError."""
-        if not self.invite.body:
-            raise sdp.NegotiationError("no SDP offer in the INVITE")  # late offer: not supported yet
-        offer = sdp.parse(self.invite.body)
-        rtp_sock, rtcp_sock = self.ports.allocate()
-        await self.endpoint.open(rtp_sock, rtcp_sock)
-        local = sdp.LocalMedia(self.advertised_host, self.endpoint.local_port, OUR_CODECS, dtmf=True)
-        answer, negotiated = sdp.answer(offer, local, session_id=abs(hash(self._to_tag)) % 10**9)
-        if negotiated is None:
-            raise sdp.NegotiationError("no audio stream in the offer")
-        self.plan = MediaPlan(negotiated, answer)
-        self.local_sdp = answer
-        self.sdp_codec = sdp.Codec(negotiated.codec.name, negotiated.codec.clock_rate)
-        self.codec = G711Codec(negotiated.codec.name.upper())
-        ep = self.endpoint
-        ep.payload_type = negotiated.codec.payload_type or 0
-        ep.sender.payload_type = ep.payload_type
-        ep.remote = (negotiated.remote_address, negotiated.remote_port)
-        ep.consumer = self._on_rtp
-
-    def _on_rtp(self, endpoint: RtpEndpoint, data: bytes, payload_type: int) -> None:
-        plan = self.plan
-        if plan is None:
-            return
-        header = 12 + 4 * (data[0] & 0x0F)
-        if payload_type == plan.negotiated.local_payload_type:
-            if self._listening:
-                self._heard.append(self.codec.decode(data[header:]))
-            return
-        if payload_type != plan.negotiated.local_telephone_event_pt:
-            return
-        ts = int.from_bytes(data[4:8], "big")
-        for event in self._dtmf.feed(ts, data[header:], asyncio.get_running_loop().time()):
-            if isinstance(event, DigitEnd):
-                self.digits.put_nowait(event.digit)
-
-    # what the peer says, as 20 ms frames on the media clock (recording, conference) --------------
-
-    def listen(self) -> None:
-        """Start keeping what the peer says for `take_frame`."""
-        self._listening += 1
-        self._heard.clear()
-
-    def unlisten(self) -> None:
-        self._listening = max(0, self._listening - 1)
-
-    def take_frame(self) -> np.ndarray:
-        """The next 20 ms of what the peer said; silence for a gap. Packets need not be 20 ms."""
-        while self._heard and len(self._pending) < SAMPLES_PER_FRAME:
-            self._pending = np.concatenate((self._pending, self._heard.popleft()))
-        frame, self._pending = self._pending[:SAMPLES_PER_FRAME], self._pending[SAMPLES_PER_FRAME:]
-        if len(frame) < SAMPLES_PER_FRAME:
-            frame = np.pad(frame, (0, SAMPLES_PER_FRAME - len(frame)))
-        return frame
-
-    def start_recording(self, recorder: WavRecorder) -> None:
-        """Record what the peer says, a frame per clock tick, so the file's length is the time that passed."""
-        self.recorder = recorder
-        self.listen()
-        self._recording_tick = self.clock.add(lambda now: recorder.write(self.take_frame()))
-
-    def stop_recording(self) -> None:
-        if self._recording_tick is not None:
-            self.clock.remove(self._recording_tick)
-            self._recording_tick = None
-            self.unlisten()
-        if self.recorder is not None:
-            self.recorder.close()
-            self.recorder = None
-
-    def play(self, frames: AsyncIterator[np.ndarray]) -> Player:
-        player = Player(self, frames)
-        self._players.add(player)
-        player.done.add_done_callback(lambda _: self._players.discard(player))
-        return player
-
-    # signalling -------------------------------------------------------------------------------
-
-    @property
-    def peer_target(self) -> Target:
-        return self.source
+    # helpers ------------------------------------------------------------------------------------
 
     def contact(self) -> str:
-        uri = self.invite.uri
-        user = uri.user if isinstance(uri, SipUri) and uri.user else "voxswitch"
-        host, port = self.stack.transport.listen.get(self.source.transport.upper(), (self.advertised_host, 5060))
-        host = self.advertised_host if host in ("0.0.0.0", "::") else host
-        transport = "" if self.source.transport.upper() == "UDP" else f";transport={self.source.transport.lower()}"
-        return f"<sip:{user}@{host}:{port}{transport}>"
+        transport = self.target.transport.upper()
+        host, port = self.stack.transport.listen.get(transport, (self.sip.advertised_host, 5060))
+        host = self.sip.advertised_host if host in ("0.0.0.0", "::") else host
+        param = "" if transport == "UDP" else f";transport={transport.lower()}"
+        return f"<sip:{self.local_user}@{host}:{port}{param}>"
 
-    def ring(self) -> None:
-        if not self.txn.terminated:
-            self.stack.respond(self.txn, build_response(self.invite, 180, to_tag=self._to_tag))
+    def local_media(
+        self, direction: sdp.Direction = sdp.Direction.SENDRECV, *, current_only: bool = False
+    ) -> sdp.LocalMedia:
+        """Our side of an offer or answer. A re-offer names only the codec in use, so hold and resume
+        never change the codec under a bridge."""
+        codecs = self.sip.codecs
+        if current_only and self.negotiated is not None:
+            c = self.negotiated.codec
+            codecs = (sdp.Codec(c.name, c.clock_rate, c.channels, self.negotiated.local_payload_type, c.fmtp),)
+        return sdp.LocalMedia(self.sip.advertised_host, self.media.local_port, codecs, dtmf=True, direction=direction)
 
-    async def answer(self) -> None:
-        """200 OK with our SDP; the 2xx is retransmitted until the ACK arrives (§13.3.1.4)."""
-        assert self.plan is not None
-        body = self.plan.answer.to_bytes()
-        response = build_response(
-            self.invite,
-            200,
-            to_tag=self._to_tag,
-            headers=[("Contact", self.contact()), ("Content-Type", "application/sdp")],
-            body=body,
-        )
-        response.add("Content-Length", str(len(body)))
-        self.stack.respond(self.txn, response)
-        self.dialog = self.dialogs.respond(self.invite, response)
-        if self.dialog is not None:
-            self.dialog.user_data = self
-        await retransmit_2xx(self.stack, response, self.source, self.acked)
-        if not self.acked.is_set():  # §13.3.1.4: no ACK in 64*T1 -> the dialog is over
-            await self.hangup("no ACK for 200 OK")
+    def apply(self, negotiated: sdp.Negotiated) -> None:
+        """Point the media at what the peer agreed; a hold (c=0.0.0.0 or sendonly) keeps the address."""
+        self.negotiated = negotiated
+        terms = terms_of(negotiated)
+        if negotiated.remote_address in ("0.0.0.0", "::") and self.media.terms is not None:
+            terms = replace(terms, remote=self.media.terms.remote, remote_rtcp=self.media.terms.remote_rtcp)
+        self.media.configure(terms)
 
-    def reject(self, status: int, reason: str | None = None) -> None:
-        if not self.txn.terminated and (self.txn.last_response is None or self.txn.last_response.status < 200):
-            self.stack.respond(self.txn, build_response(self.invite, status, reason, to_tag=self._to_tag))
-        self._finish(reason or str(status))
+    def _spawn(self, work: asyncio.Future[object] | object) -> None:
+        task = asyncio.ensure_future(work)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    async def hangup(self, cause: str = "normal clearing") -> None:
-        if self.ended.is_set():
-            return
-        dialog = self.dialog
-        if dialog is not None and not dialog.terminated:
-            bye = dialog.bye(
-                self.stack.via(self.source.transport), headers=[("Reason", f'SIP;cause=200;text="{cause}"')]
-            )
-            try:
-                await self.stack.request(bye, self.source)
-            except RequestFailed:
-                pass
-        elif dialog is None:
-            self.reject(480, "Temporarily Unavailable")
-        self._finish(cause)
+    # requests inside the dialog, from the peer ----------------------------------------------------
 
-    # from the peer ----------------------------------------------------------------------------
-
-    def on_ack(self) -> None:
-        self.acked.set()
+    def on_ack(self, request: Request) -> None:
         self.awaiting_ack.set()
 
     def on_bye(self, txn: ServerTransaction, request: Request) -> None:
         self.stack.respond(txn, build_response(request, 200))
-        self._finish("remote hangup")
+        self.finish("remote hangup")
 
-    def on_cancel(self) -> None:
-        self._finish("cancelled by caller")
-
-    def _finish(self, cause: str) -> None:
-        if self.ended.is_set():
+    def on_info(self, txn: ServerTransaction, request: Request) -> None:
+        digit = info_dtmf(request)
+        if digit is None:
+            self.stack.respond(txn, build_response(request, 415, "Unsupported Media Type"))
             return
-        self.end_cause = cause
-        for player in list(self._players):
-            player.stop()
-        if self._recording_tick is not None:
-            self.clock.remove(self._recording_tick)
-            self._recording_tick = None
-        self.endpoint.close()
-        self.ports.release(self.endpoint.local_port)
+        self.stack.respond(txn, build_response(request, 200))
+        self.on_digit(digit, "info")
+
+    async def on_reinvite(self, txn: ServerTransaction, request: Request) -> None:
+        """Answer a re-offer (§14.2): hold, resume, a new address. An offerless re-INVITE gets our
+        offer in the 200 and its answer in the ACK."""
+        if not request.body:
+            offer = sdp.build_offer(
+                self.local_media(current_only=True), session_id=secrets.randbelow(10**9), previous=self.local_sdp
+            )
+            body, negotiated = offer.to_bytes(), None
+        else:
+            try:
+                answer, negotiated = sdp.answer(
+                    sdp.parse(request.body),
+                    self.local_media(current_only=True),
+                    session_id=secrets.randbelow(10**9),
+                    previous=self.local_sdp,
+                )
+            except sdp.SdpError:
+                self.stack.respond(txn, build_response(request, 488, "Not Acceptable Here"))
+                return
+            body = answer.to_bytes()
+            self.local_sdp = answer
+        response = build_response(
+            request, 200, headers=[("Contact", self.contact()), ("Content-Type", "application/sdp")], body=body
+        )
+        response.add("Content-Length", str(len(body)))
+        self.awaiting_ack = asyncio.Event()
+        self.stack.respond(txn, response)
+        if self.dialog is not None:
+            self.dialog.responded(request, response)
+        self._spawn(retransmit_2xx(self.stack, response, self.target, self.awaiting_ack))
+        if negotiated is not None:
+            self.apply(negotiated)
+            self.on_hold_changed(negotiated.remote_hold)
+
+    # requests inside the dialog, from us ----------------------------------------------------------
+
+    async def reoffer(self, direction: sdp.Direction) -> sdp.Negotiated | None:
+        """Send a re-INVITE with our media at `direction`; the peer's new terms, None if refused."""
+        dialog = self.dialog
+        if dialog is None or dialog.terminated or dialog.invite_pending or self.state is LegState.ENDED:
+            return None
+        offer = sdp.build_offer(
+            self.local_media(direction, current_only=True), session_id=secrets.randbelow(10**9), previous=self.local_sdp
+        )
+        request = dialog.reinvite(self.stack.via(self.target.transport), offer.to_bytes())
+        try:
+            response = await self.stack.request(request, self.target)
+        except RequestFailed:
+            dialog.request_timed_out(request)
+            return None
+        dialog.receive_response(request, response)
+        if not 200 <= response.status < 300:
+            return None
+        self.stack.send_stateless(dialog.ack(request, self.stack.via(self.target.transport)), self.target)
+        self.local_sdp = offer
+        try:
+            negotiated = sdp.process_answer(offer, sdp.parse(response.body))
+        except sdp.SdpError:
+            return None
+        if negotiated is not None:
+            self.apply(negotiated)
+        return negotiated
+
+    async def hold(self) -> bool:
+        """RFC 3264 §8.4: we offer sendonly; the peer answers recvonly and stops sending to us."""
+        if await self.reoffer(sdp.Direction.SENDONLY) is None:
+            return False
+        self.local_hold = True
+        return True
+
+    async def resume(self) -> bool:
+        if await self.reoffer(sdp.Direction.SENDRECV) is None:
+            return False
+        self.local_hold = False
+        return True
+
+    async def send_digits(self, digits: str) -> None:
+        """RFC 4733 when agreed, else SIP INFO (application/dtmf-relay), the fallback phones accept."""
+        if self.media.terms is not None and self.media.terms.dtmf_send_pt is not None:
+            await self.media.send_digits(digits)
+            return
+        dialog = self.dialog
+        if dialog is None or dialog.terminated:
+            return
+        for digit in digits:
+            body = f"Signal={digit}\r\nDuration=100\r\n".encode()
+            info = dialog.info(self.stack.via(self.target.transport), body, "application/dtmf-relay")
+            try:
+                await self.stack.request(info, self.target)
+            except RequestFailed:
+                return
+
+    async def bye(self, cause: str) -> None:
+        dialog = self.dialog
+        if dialog is None or dialog.terminated:
+            return
+        request = dialog.bye(
+            self.stack.via(self.target.transport), headers=[("Reason", f'SIP;cause=200;text="{cause}"')]
+        )
+        try:
+            await self.stack.request(request, self.target)
+        except RequestFailed:
+            pass
+
+    def finish(self, cause: str, status: int | None = None) -> None:
         if self.dialog is not None:
             self.dialog.terminate()
-            self.dialogs.discard(self.dialog)
-        self.ended.set()
+            self.sip.dialogs.discard(self.dialog)
+        for task in list(self._tasks):
+            task.cancel()
+        super().finish(cause, status)
+
+
+_DTMF_KEYS = frozenset("0123456789*#ABCD")
+_EVENT_KEYS = {"10": "*", "11": "#", "12": "A", "13": "B", "14": "C", "15": "D"}
+
+
+def info_dtmf(request: Request) -> str | None:
+    """The key in a SIP INFO carrying DTMF: `application/dtmf-relay` (`Signal=5`), the de facto
+    format phones send, or `application/dtmf` (a bare key or event number, as in RFC 4733's table)."""
+    content_type = (request.content_type or "").split(";")[0].strip().lower()
+    text = request.body.decode("utf-8", "replace")
+    if content_type == "application/dtmf-relay":
+        for line in text.splitlines():
+            name, _, value = line.partition("=")
+            if name.strip().lower() == "signal":
+                key = value.strip().upper()
+                return key if key in _DTMF_KEYS else _EVENT_KEYS.get(key)
+    elif content_type == "application/dtmf":
+        key = text.strip().upper()
+        return key if key in _DTMF_KEYS else _EVENT_KEYS.get(key)
+    return None

@@ -133,7 +133,8 @@ class SipServer:
         elif method == "SUBSCRIBE":
             self.stack.respond(txn, build_response(request, 489, "Bad Event"))
         elif method == "INVITE" and request.to.tag is None and calls is not None:
-            calls.on_invite(txn, request, source, account.username)
+            trusted = account.id == 0 and account.username.startswith("trusted:")
+            calls.on_invite(txn, request, source, device=None if trusted else account.username, trusted=trusted)
         elif method == "INVITE":
             self.stack.respond(txn, build_response(request, 480, "Temporarily Unavailable"))
         elif method in ("BYE", "INFO", "UPDATE", "NOTIFY", "REFER", "PRACK"):
@@ -172,7 +173,7 @@ class SipServer:
     def _authenticate(self, txn: ServerTransaction, request: Request, source: Target) -> SipAccount | None:
         """The account that signed this request, or None after answering it (challenge, 400 or 403)."""
         register = request.method == "REGISTER"
-        if not register and source.host in self.config.trusted_sources:
+        if not register and self._trusted(source):
             return SipAccount(0, f"trusted:{source.host}", "", "", True)  # e.g. the trunk's own address
         header = "authorization" if register else "proxy-authorization"
         now = time.monotonic()
@@ -212,6 +213,11 @@ class SipServer:
         else:
             self._challenge(txn, request, stale=False)
         return None
+
+    def _trusted(self, source: Target) -> bool:
+        """A trusted source is named by address ("192.0.2.7") or by address and port ("192.0.2.7:5060")."""
+        trusted = self.config.trusted_sources
+        return source.host in trusted or f"{source.host}:{source.port}" in trusted
 
     def _our_credentials(self, values: list[str]) -> Credentials | None:
         for value in values:

@@ -39,9 +39,13 @@ class TrunkConfig:
     def realm_domain(self) -> str:
         return self.domain or self.host
 
-    def uri(self) -> str:
+    def uri(self, user: str | None = None) -> str:
         transport = "" if self.transport.upper() == "UDP" else f";transport={self.transport.lower()}"
-        return f"sip:{self.host}:{self.port}{transport}"
+        at = f"{user}@" if user else ""
+        return f"sip:{at}{self.host}:{self.port}{transport}"
+
+    def credentials(self) -> DigestClient | None:
+        return DigestClient(self.username, self.password) if self.username and self.password else None
 
 
 class RegState(Enum):
@@ -76,9 +80,7 @@ class TrunkRegistration:
         self.registered_until: float | None = None
         self._call_id = f"{secrets.token_hex(12)}@voxswitch"
         self._cseq = 0
-        self._credentials = (
-            DigestClient(config.username, config.password) if config.username and config.password else None
-        )
+        self._credentials = config.credentials()
         self._task: asyncio.Task[None] | None = None
         self._target: Target | None = None
 

@@ -31,8 +31,12 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         self.receiver: RtpReceiver | None = None
         self.latch = Latch(quiet=latch_quiet)
         self.remote: Address | None = None  # from SDP until the peer's packets say otherwise
+        self.remote_rtcp: Address | None = None  # from SDP (a=rtcp); else the RTP port + 1
         self.relay_to: RtpEndpoint | None = None
         self.consumer: Consumer | None = None
+        self.consume_while_relaying = False  # a relayed leg that is also recorded or transcoded
+        self.rtcp_consumer: Callable[[bytes], None] | None = None
+        self.sending = True  # False while the peer holds us (it asked for sendonly/inactive)
         self.transport: asyncio.DatagramTransport | None = None
         self.rtcp_transport: asyncio.DatagramTransport | None = None
         self.local_port = 0
@@ -62,6 +66,7 @@ class RtpEndpoint(asyncio.DatagramProtocol):
                 t.close()
         self.relay_to = None
         self.consumer = None
+        self.rtcp_consumer = None
 
     # receiving (the hot path) ----------------------------------------------------------------------
 
@@ -87,7 +92,9 @@ class RtpEndpoint(asyncio.DatagramProtocol):
             if self.relay_pt_map and (m_pt & 0x7F) in self.relay_pt_map:
                 data = bytes((data[0], (m_pt & 0x80) | self.relay_pt_map[m_pt & 0x7F])) + data[2:]
             peer.send_raw(data)
-        elif self.consumer is not None:
+            if not self.consume_while_relaying:
+                return
+        if self.consumer is not None:
             self.consumer(self, data, m_pt & 0x7F)
 
     def error_received(self, exc: Exception) -> None:  # ICMP port unreachable: the peer is gone
@@ -96,7 +103,7 @@ class RtpEndpoint(asyncio.DatagramProtocol):
     # sending ---------------------------------------------------------------------------------------
 
     def send_raw(self, data: bytes) -> None:
-        if self.transport is not None and self.remote is not None:
+        if self.transport is not None and self.remote is not None and self.sending:
             self.transport.sendto(data, self.remote)
             self.packets_out += 1
 
@@ -121,3 +128,5 @@ class _Rtcp(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         self.reports += 1
+        if self.owner.rtcp_consumer is not None:
+            self.owner.rtcp_consumer(data)

@@ -158,6 +158,12 @@ class CallRecord(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     duration_seconds: Mapped[int | None] = mapped_column(Integer)
     hangup_cause: Mapped[str | None] = mapped_column(String(200))
+    hangup_status: Mapped[int | None] = mapped_column(Integer)  # the SIP status that ended it, if any
+    app: Mapped[str | None] = mapped_column(String(64))
+    answered_by: Mapped[str | None] = mapped_column(String(64))
+    mos: Mapped[float | None] = mapped_column()
+    did: Mapped[str | None] = mapped_column(String(32))
+    route_id: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (Index("ix_calls_status", "status"), Index("ix_calls_created_at", "created_at"))
 
