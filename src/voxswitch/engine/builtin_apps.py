@@ -38,3 +38,15 @@ async def connect(ctx: CallContext) -> None:
     Not in the registry: routes choose it, a phone cannot dial it by name."""
     timeout = ctx.params.get("timeout")
     await ctx.dial(ctx.params["target"], timeout=float(timeout) if timeout is not None else None)
+
+
+async def speak(ctx: CallContext) -> None:
+    """Say `params["text"]` (`voice`, `language`, `repeat` times, a second apart) and hang up: the
+    voice-call API's call. Not in the registry, for the same reason as `connect`."""
+    text = str(ctx.params["text"])
+    repeat = max(1, int(ctx.params.get("repeat", 1)))
+    for i in range(repeat):
+        if i:
+            await ctx.pause(1.0)
+        await ctx.say(text, voice=ctx.params.get("voice"), language=ctx.params.get("language"))
+    await ctx.hangup("spoken")
