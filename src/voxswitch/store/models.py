@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     DateTime,
     ForeignKey,
@@ -182,6 +183,7 @@ class Device(Base):
     type: Mapped[str] = mapped_column(String(50), nullable=False, default="generic")
     user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    dnd: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)  # do not disturb: calls to it are refused
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow)
 
@@ -235,6 +237,59 @@ class Recording(Base):
     sample_rate: Mapped[int] = mapped_column(Integer, nullable=False)
     duration_seconds: Mapped[float] = mapped_column(nullable=False)
     size_bytes: Mapped[int] = mapped_column(Integer, nullable=False)
+    kind: Mapped[str] = mapped_column(String(20), nullable=False, default="call")  # call, voicemail, greeting
+    did_id: Mapped[int | None] = mapped_column(ForeignKey("dids.id", ondelete="SET NULL"), index=True)
+    caller: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class Did(Base):
+    """A phone number we answer (the PBX document's DID), from the trunk provider or typed in."""
+
+    __tablename__ = "dids"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    phone_number: Mapped[str] = mapped_column(String(32), nullable=False, unique=True)  # E.164
+    friendly_name: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    capabilities: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)  # "voice", "sms", "mms", "fax"
+    source: Mapped[str] = mapped_column(String(20), nullable=False, default="manual")  # manual, twilio
+    provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)  # Twilio's PN... sid
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow)
+
+
+class CallRoute(Base):
+    """How calls to a DID are handled: by priority, the first enabled route whose conditions hold.
+
+    `conditions`: {"time_start": "09:00", "time_end": "17:00", "days": ["mon", ...],
+    "caller_patterns": ["+1555*", ...]} (all optional; the time zone is the PBX's). `action`: forward,
+    ring_group, external, app, voicemail, hangup; `action_data` holds its parameters
+    (engine/pbx_routing.py documents each).
+    """
+
+    __tablename__ = "routes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    did_id: Mapped[int] = mapped_column(ForeignKey("dids.id", ondelete="CASCADE"), nullable=False, index=True)
+    priority: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    conditions: Mapped[dict[str, object]] = mapped_column(JSON, nullable=False, default=dict)
+    action: Mapped[str] = mapped_column(String(20), nullable=False)
+    action_data: Mapped[dict[str, object]] = mapped_column(JSON, nullable=False, default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow)
+
+
+class BlockedNumber(Base):
+    """A caller refused before anything rings: an exact number, or a prefix ending in `*`."""
+
+    __tablename__ = "blocklist"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    phone_number: Mapped[str] = mapped_column(String(32), nullable=False, unique=True)
+    reason: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
 
 
