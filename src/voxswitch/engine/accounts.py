@@ -22,10 +22,12 @@ class SipAccount:
     ha1_md5: str
     ha1_sha256: str
     enabled: bool = True
+    dnd: bool = False  # do not disturb: calls to this device are refused (486)
+    user_id: str | None = None  # the user whose device it is (can_call and daily limits)
 
     @classmethod
     def of(cls, d: Device) -> SipAccount:
-        return cls(d.id, d.username, d.ha1_md5, d.ha1_sha256, d.enabled)
+        return cls(d.id, d.username, d.ha1_md5, d.ha1_sha256, d.enabled, bool(d.dnd), d.user_id)
 
 
 class AccountDirectory:
