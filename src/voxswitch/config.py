@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     rtp_port_max: int = Field(default=20_000, ge=1024, le=65535)
     media_timeout_seconds: float = Field(default=30.0, gt=0)  # no RTP for this long ends an answered call
     ring_timeout_seconds: float = Field(default=30.0, gt=0)  # how long `dial` rings before giving up
+    timezone: str = "UTC"  # the PBX's local time: route time windows and daily call limits use it
     moh_file: Path | None = None  # a WAV for music on hold; the built-in chords otherwise
     sip_trunk_ip: str | None = Field(default=None, validation_alias=_env("VOXSWITCH_SIP_TRUNK_IP", "SIP_TRUNK_IP"))
     sip_trunk_port: int = Field(
@@ -132,6 +133,17 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, v: Path) -> Path:
         return v.expanduser().resolve()
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone {v!r} is not an IANA time zone (e.g. Europe/Paris)") from None
+        return v
 
     @field_validator("log_level")
     @classmethod

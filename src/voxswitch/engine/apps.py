@@ -128,12 +128,14 @@ class CallContext:
         if self.call.state is CallState.INITIATED:
             await self.call.move(CallState.RINGING)
 
-    async def reject(self, reason: str = "rejected", status: int | None = None) -> None:
-        """Refuse the call without answering (TwiML <Reject reason="busy|rejected">)."""
+    async def reject(self, reason: str = "rejected", status: int | None = None, *, cause: str | None = None) -> None:
+        """Refuse the call without answering (TwiML <Reject reason="busy|rejected">); `cause` is
+        what the call record says (default: the reason)."""
         busy = reason == "busy"
-        self.outcome = Outcome(CallState.BUSY if busy else CallState.FAILED, status or (486 if busy else 603), reason)
+        code = status or (486 if busy else 603)
+        self.outcome = Outcome(CallState.BUSY if code in (486, 600) else CallState.FAILED, code, cause or reason)
         if not self.leg.is_answered:
-            self.leg.reject(self.outcome.status, "Busy Here" if busy else "Decline")
+            self.leg.reject(code, "Busy Here" if code == 486 else "Decline", cause=self.outcome.cause)
 
     # speaking and playing -----------------------------------------------------------------------
 
@@ -304,6 +306,7 @@ class CallContext:
             return self._dial_failed(attempt.status, attempt.cause)
         callee = attempt.leg
         self.engine.adopt(self.call, callee)
+        self.call.answered_by = callee.peer
         await self.answer()
         started = asyncio.get_running_loop().time()
         bridge = self.bridge(callee)

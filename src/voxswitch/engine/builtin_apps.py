@@ -37,7 +37,11 @@ async def connect(ctx: CallContext) -> None:
     """Put the caller through to `params["target"]` (a device, a list of them, a number, a URI).
     Not in the registry: routes choose it, a phone cannot dial it by name."""
     timeout = ctx.params.get("timeout")
-    await ctx.dial(ctx.params["target"], timeout=float(timeout) if timeout is not None else None)
+    await ctx.dial(
+        ctx.params["target"],
+        timeout=float(timeout) if timeout is not None else None,
+        caller_id=ctx.params.get("caller_id"),
+    )
 
 
 async def speak(ctx: CallContext) -> None:

@@ -166,7 +166,10 @@ class CallManager:
             return
         leg = InboundSipLeg(self.sip, self.new_session(), txn, invite, source, peer=incoming.caller)
         call = Call(self.db, direction=route.direction, from_number=incoming.caller, to_number=incoming.dialled)
-        call.app = route.name
+        call.app, call.did, call.route_id = route.name, route.did, route.route_id
+        if incoming.device is not None:
+            account = self.targets.accounts.get(incoming.device)
+            call.user_id = account.user_id if account is not None else None
         self.calls[call.id] = call
         self._inbound[leg.key] = leg
         self.adopt(call, leg)

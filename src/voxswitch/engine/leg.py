@@ -168,8 +168,8 @@ class Leg:
     async def answer(self) -> None:
         raise NotImplementedError
 
-    def reject(self, status: int = 480, reason: str | None = None) -> None:
-        """Refuse an inbound call that has not been answered."""
+    def reject(self, status: int = 480, reason: str | None = None, *, cause: str | None = None) -> None:
+        """Refuse an inbound call that has not been answered (`cause` goes on the record)."""
         raise NotImplementedError
 
     async def hangup(self, cause: str = "normal clearing") -> None:

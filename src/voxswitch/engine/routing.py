@@ -34,6 +34,8 @@ class Route:
     name: str
     params: dict[str, Any] = field(default_factory=dict)
     direction: str = "inbound"  # for the call record: inbound, outbound, internal
+    did: str | None = None  # the DID called, when the PBX routed it
+    route_id: int | None = None  # the PBX route taken
 
 
 @dataclass(frozen=True)

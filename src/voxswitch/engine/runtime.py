@@ -10,7 +10,9 @@ from voxswitch.config import Settings
 from voxswitch.engine.accounts import AccountDirectory
 from voxswitch.engine.calls import CallManager, music_from_file
 from voxswitch.engine.certificates import ensure_self_signed, server_context
+from voxswitch.engine.pbx_routing import PbxRouter
 from voxswitch.engine.registrar import BindingBook
+from voxswitch.engine.routing import DefaultRouter
 from voxswitch.engine.sip_leg import SipContext, offer_codecs
 from voxswitch.engine.sip_server import SipServer, SipServerConfig
 from voxswitch.engine.targets import Targets
@@ -100,6 +102,7 @@ class Engine:
         media = MediaResources(MediaClock(), RtpPortAllocator(s.rtp_port_min, s.rtp_port_max, host=s.sip_host))
         sip = SipContext(self.sip.stack, DialogSet(), advertised, offer_codecs(media.codecs))
         self.targets = Targets(self.accounts, self.bindings, self.trunk)
+        router = PbxRouter(self.db, self.accounts, DefaultRouter(self.targets), timezone=s.timezone)
         self.calls = self.sip.calls = CallManager(
             self.db,
             sip,
@@ -107,6 +110,7 @@ class Engine:
             tts,
             self.targets,
             recordings_dir=s.data_dir / "recordings",
+            router=router,
             media_timeout=s.media_timeout_seconds,
             ring_timeout=s.ring_timeout_seconds,
             music=music_from_file(s.moh_file) if s.moh_file else None,

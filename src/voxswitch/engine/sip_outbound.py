@@ -230,5 +230,5 @@ class OutboundSipLeg(SipLeg):
     async def answer(self) -> None:  # an outbound leg is answered by its peer
         await self.answered.wait()
 
-    def reject(self, status: int = 480, reason: str | None = None) -> None:
-        self._spawn(self.hangup(reason or str(status)))
+    def reject(self, status: int = 480, reason: str | None = None, *, cause: str | None = None) -> None:
+        self._spawn(self.hangup(cause or reason or str(status)))
