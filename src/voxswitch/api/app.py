@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from voxswitch import __version__
 from voxswitch.api.errors import install_error_handlers
 from voxswitch.api.middleware import RequestMiddleware
-from voxswitch.api.routers import agents_auth, health, logs, pbx_identity, softphone_identity
+from voxswitch.api.routers import agents_auth, health, logs, pbx_calls, pbx_identity, softphone_identity
 from voxswitch.api.state import AppState
 from voxswitch.api.surfaces import HEALTH_TAG, TAGS
 from voxswitch.config import Settings, load_settings
@@ -58,6 +58,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.vox = state
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware, state=state)
-    for module in (health, agents_auth, pbx_identity, softphone_identity, logs):
+    for module in (health, agents_auth, pbx_identity, pbx_calls, softphone_identity, logs):
         app.include_router(module.router)
     return app

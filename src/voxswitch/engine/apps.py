@@ -307,12 +307,20 @@ class CallContext:
         callee = attempt.leg
         self.engine.adopt(self.call, callee)
         self.call.answered_by = callee.peer
+        bridge = self.bridge(callee)  # first, so the caller hears the callee from its first packet
         await self.answer()
         started = asyncio.get_running_loop().time()
-        bridge = self.bridge(callee)
         recorder = self.record_call() if record else None
         try:
-            await bridge.wait()
+            while True:  # a transfer replaces the bridge: follow the call until its last bridge ends
+                await bridge.wait()
+                following = self.engine.bridges.get(self.call.id)
+                if following is None or following is bridge:
+                    break
+                bridge = following
+            ender = bridge.first_to_end
+            if ender is not None:  # what ended the conversation is what ended the call
+                self.call.data["ended_by"] = (ender.peer, ender.end_cause, ender.end_status)
         finally:
             if recorder is not None:
                 await recorder.stop(self.engine.db)

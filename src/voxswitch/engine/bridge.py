@@ -24,8 +24,9 @@ MusicSource = Callable[[], AsyncIterator[Frame]]
 
 
 class Bridge:
-    def __init__(self, a: Leg, b: Leg, *, music: MusicSource | None = None) -> None:
+    def __init__(self, a: Leg, b: Leg, *, music: MusicSource | None = None, hang_up_other: bool = True) -> None:
         self.a, self.b = a, b
+        self.hang_up_other = hang_up_other  # False: whoever set the bridge up decides (a transfer in progress)
         self.media = MediaBridge(a.media, b.media)
         self.music = music
         self.done = asyncio.Event()
@@ -72,7 +73,7 @@ class Bridge:
             self.first_to_end = leg
         other = self.other(leg)
         self.detach()
-        if not other.ended.is_set():
+        if self.hang_up_other and not other.ended.is_set():
             self._spawn(other.hangup(leg.end_cause or "normal clearing"))
 
     async def _pass_hold(self, holder: Leg, held: bool) -> None:

@@ -21,6 +21,7 @@ from voxswitch.engine.apps import APPS, App, CallContext
 from voxswitch.engine.bridge import Bridge, MusicSource
 from voxswitch.engine.call import Call, CallState
 from voxswitch.engine.conference import Conference
+from voxswitch.engine.control import CallControl
 from voxswitch.engine.dial import ring
 from voxswitch.engine.leg import Ended, HoldChanged, HungUp, Leg, LegEvent, Ringing
 from voxswitch.engine.routing import DefaultRouter, Incoming, Refusal, Router
@@ -90,16 +91,22 @@ class CallManager:
         self._outbound: dict[tuple[str, str], OutboundSipLeg] = {}  # for forked 2xx
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self.control = CallControl(self)
 
     # plumbing -----------------------------------------------------------------------------------
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
         if self._sweeper is None or self._sweeper.done():
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep(), name="media-timeout")
         return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("call task failed", exc_info=task.exception())
 
     def new_session(self) -> MediaSession:
         return MediaSession(self.media)
@@ -165,6 +172,7 @@ class CallManager:
             self.stack.respond(txn, build_response(invite, route.status, route.reason))
             return
         leg = InboundSipLeg(self.sip, self.new_session(), txn, invite, source, peer=incoming.caller)
+        leg.party = "device" if incoming.device is not None else "trunk" if incoming.trusted else "peer"
         call = Call(self.db, direction=route.direction, from_number=incoming.caller, to_number=incoming.dialled)
         call.app, call.did, call.route_id = route.name, route.did, route.route_id
         if incoming.device is not None:
@@ -225,7 +233,9 @@ class CallManager:
             self.spawn(leg.on_reinvite(txn, request))
         elif method == "INFO":
             leg.on_info(txn, request)
-        elif method in ("OPTIONS", "NOTIFY"):
+        elif method == "NOTIFY":
+            leg.on_notify(txn, request)
+        elif method == "OPTIONS":
             self.stack.respond(txn, build_response(request, 200))
         else:  # REFER from a phone (transfer) arrives with the PBX (issue #6)
             self.stack.respond(txn, build_response(request, 501, "Not Implemented"))
@@ -280,6 +290,9 @@ class CallManager:
                 await other.hangup(leg.end_cause or "normal clearing")
         cause = leg.end_cause or "normal clearing"
         status = leg.end_status
+        if "ended_by" in call.data:  # a bridged call: the side that hung up first says why
+            _, cause, status = call.data["ended_by"]
+            cause = cause or "normal clearing"
         mos = [m for m in (other.media.stats().mos for other in call.legs) if m is not None]
         call.mos = min(mos) if mos else None
         if failed:

@@ -96,6 +96,7 @@ class Leg:
         self.remote_hold = False  # the peer holds us
         self.local_hold = False  # we hold the peer
         self.listeners: list[Listener] = []
+        self.party = "device"  # who the peer is: "device" (one of ours), "trunk", "peer" (a SIP URI, a trusted host)
         self.call_id: str | None = None  # the engine call this leg belongs to
         self.answered_at: float | None = None  # event-loop time, for the media timeout
         media.on_digit = self._media_digit

@@ -42,6 +42,7 @@ class InboundSipLeg(SipLeg):
         self.plan_answer: sdp.SessionDescription | None = None
         uri = invite.uri
         self.local_user = uri.user if isinstance(uri, SipUri) and uri.user else "voxswitch"
+        self.learn_allow(invite)
         self._move(LegState.OFFERED)
 
     @property

@@ -18,8 +18,10 @@ from voxswitch.media.codecs import CodecRegistry
 from voxswitch.media.session import MediaSession, StreamTerms
 from voxswitch.sip import sdp
 from voxswitch.sip.dialog import Dialog, DialogSet
+from voxswitch.sip.errors import SipParseError
 from voxswitch.sip.message import Request, Response, build_response
 from voxswitch.sip.stack import RequestFailed, SipStack
+from voxswitch.sip.subscription import parse_sipfrag
 from voxswitch.sip.transaction import ServerTransaction, Target
 
 log = logging.getLogger(__name__)
@@ -94,6 +96,8 @@ class SipLeg(Leg):
         self.negotiated: sdp.Negotiated | None = None
         self.awaiting_ack = asyncio.Event()
         self.local_user = "voxswitch"  # the user part of our Contact
+        self.peer_allows: frozenset[str] = frozenset()  # methods the peer's INVITE or 2xx said it takes
+        self.refer_outcome: asyncio.Future[tuple[int, str]] | None = None  # our REFER's final sipfrag
         self._tasks: set[asyncio.Task[object]] = set()
 
     # helpers ------------------------------------------------------------------------------------
@@ -145,6 +149,21 @@ class SipLeg(Leg):
             return
         self.stack.respond(txn, build_response(request, 200))
         self.on_digit(digit, "info")
+
+    def on_notify(self, txn: ServerTransaction, request: Request) -> None:
+        """RFC 3515 §2.4.5: the progress of our REFER, as a sipfrag; a final status settles it."""
+        self.stack.respond(txn, build_response(request, 200))
+        event = (request.get("event") or "").split(";")[0].strip().lower()
+        outcome = self.refer_outcome
+        if event != "refer" or outcome is None or outcome.done():
+            return
+        try:
+            status, reason = parse_sipfrag(request.body)
+        except SipParseError:
+            return
+        terminated = (request.get("subscription-state") or "").lower().startswith("terminated")
+        if status >= 200 or terminated:
+            outcome.set_result((status, reason))
 
     async def on_reinvite(self, txn: ServerTransaction, request: Request) -> None:
         """Answer a re-offer (§14.2): hold, resume, a new address. An offerless re-INVITE gets our
@@ -238,17 +257,39 @@ class SipLeg(Leg):
             except RequestFailed:
                 return
 
+    def learn_allow(self, message: Request | Response) -> None:
+        methods = {m.strip().upper() for value in message.get_all("allow") for m in value.split(",")}
+        if methods:
+            self.peer_allows = frozenset(methods)
+
+    async def refer(self, target: str) -> bool:
+        """Ask the peer to call `target` itself (RFC 3515 blind transfer); True when it accepted (202).
+        Its progress comes back as NOTIFYs; `refer_outcome` resolves with the new call's final status."""
+        dialog = self.dialog
+        if dialog is None or dialog.terminated:
+            return False
+        self.refer_outcome = asyncio.get_running_loop().create_future()
+        request = dialog.refer(self.stack.via(self.target.transport), target, referred_by=self.contact())
+        try:
+            response = await self.stack.request(request, self.target)
+        except RequestFailed:
+            return False
+        dialog.receive_response(request, response)
+        return 200 <= response.status < 300
+
     async def bye(self, cause: str) -> None:
+        """Send BYE (§15.1.1) with a Reason (RFC 3326). The dialog ends as it is sent, so the leg ends at
+        once: the transaction retransmits and completes on its own, and a peer that vanished cannot
+        hold a call (and its record) open for Timer F's 32 s."""
         dialog = self.dialog
         if dialog is None or dialog.terminated:
             return
         request = dialog.bye(
             self.stack.via(self.target.transport), headers=[("Reason", f'SIP;cause=200;text="{cause}"')]
         )
-        try:
-            await self.stack.request(request, self.target)
-        except RequestFailed:
-            pass
+        task = asyncio.ensure_future(self.stack.request(request, self.target))
+        _BACKGROUND.add(task)
+        task.add_done_callback(_settled)
 
     def finish(self, cause: str, status: int | None = None) -> None:
         if self.dialog is not None:
@@ -257,6 +298,15 @@ class SipLeg(Leg):
         for task in list(self._tasks):
             task.cancel()
         super().finish(cause, status)
+
+
+_BACKGROUND: set[asyncio.Future[Response]] = set()  # BYEs in flight, kept from the garbage collector
+
+
+def _settled(task: asyncio.Future[Response]) -> None:
+    _BACKGROUND.discard(task)
+    if not task.cancelled():
+        task.exception()  # RequestFailed (no answer): nothing more to do for a dialog that is over
 
 
 _DTMF_KEYS = frozenset("0123456789*#ABCD")

@@ -56,6 +56,7 @@ class OutboundSipLeg(SipLeg):
     ) -> None:
         super().__init__(sip, media, destination.target, peer=destination.label, direction="outbound")
         self.destination = destination
+        self.party = {"device": "device", "trunk": "trunk"}.get(destination.kind, "peer")
         self.local_user = destination.from_user
         self.invite: Request | None = None
         self.ack: Request | None = None
@@ -166,6 +167,7 @@ class OutboundSipLeg(SipLeg):
 
     async def _on_2xx(self, response: Response) -> int:
         assert self.invite is not None and self.offer is not None
+        self.learn_allow(response)
         self.dialog = self.sip.dialogs.receive_response(self.invite, response)
         if self.dialog is not None:
             self.dialog.user_data = self

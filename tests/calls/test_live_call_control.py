@@ -1,0 +1,265 @@
+"""Live calls driven through the PBX API while real phones watch: list a call, hold and resume it (each
+phone is re-INVITEd), hang it up; transfer it blind by REFER (a PJSIP phone places the new call),
+blind inside the B2BUA (a trunk caller is put through to another phone), attended (consultation,
+then completion when the transferor hangs up) and attended cancelled; bad commands answer in the
+PBX document's error shape and change nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from tests.calls.test_pbx_routing_calls import DID, add, device_id, trunk_call
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.peers import audio
+from tests.peers.pjsua import PjsuaAgent
+from tests.peers.ports import free_sip_port
+from tests.sip_e2e.conftest import Voxswitch, running
+from voxswitch.store.models import CallRecord, CallRoute, Did
+
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(150)]
+
+
+@asynccontextmanager
+async def pbx(sip_settings: Callable[..., Any], **extra: Any) -> AsyncIterator[tuple[Voxswitch, httpx.AsyncClient]]:
+    settings = sip_settings(
+        sip_digest_algorithms=["MD5"], admin_email=ADMIN_EMAIL, admin_password=ADMIN_PASSWORD, **extra
+    )
+    async for vx in running(settings):
+        transport = httpx.ASGITransport(app=vx.app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as api:
+            r = await api.post("/api/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+            assert r.status_code == 200, r.text
+            api.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+            yield vx, api
+
+
+async def phone(vx: Voxswitch, tmp_path: Path, user: str, **extra: Any) -> tuple[PjsuaAgent, str]:
+    await vx.device(user, f"secret-{user}")
+    agent = PjsuaAgent(tmp_path, name=f"phone{user}").start()
+    account = agent.add_account(
+        f"sip:{user}@127.0.0.1:{vx.udp}", registrar=f"sip:127.0.0.1:{vx.udp}", username=user,
+        password=f"secret-{user}", **extra,
+    )  # fmt: skip
+    await asyncio.to_thread(agent.wait_registered, account, 10)
+    return agent, account
+
+
+async def the_call(api: httpx.AsyncClient, status: str = "in_progress") -> dict[str, Any]:
+    for _ in range(100):
+        r = await api.get("/api/calls")
+        assert r.status_code == 200, r.text
+        live = [c for c in r.json()["data"] if c["status"] == status]
+        if live:
+            return live[0]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no {status} call: {r.json()}")
+
+
+async def records(vx: Voxswitch, count: int = 1) -> list[CallRecord]:
+    for _ in range(100):
+        async with vx.state.db.session() as s:
+            rows = list((await s.execute(select(CallRecord).order_by(CallRecord.created_at))).scalars())
+        if len(rows) >= count and all(r.ended_at is not None for r in rows):
+            return rows
+        await asyncio.sleep(0.1)
+    return rows
+
+
+def wait(agent: PjsuaAgent, method: str, *args: Any) -> Any:
+    return asyncio.to_thread(getattr(agent, method), *args)
+
+
+async def test_hold_resume_and_hang_up_through_the_api(tmp_path: Path, sip_settings: Callable[..., Any]) -> None:
+    async with pbx(sip_settings) as (vx, api):
+        a, alice = await phone(vx, tmp_path, "1001")
+        b, _ = await phone(vx, tmp_path, "1002", auto_answer=200)
+        try:
+            call = await wait(a, "make_call", alice, f"sip:1002@127.0.0.1:{vx.udp}")
+            incoming = await wait(b, "wait_incoming", None, 10)
+            await wait(a, "wait_media", call, "active", 10)
+            live = await the_call(api)
+            assert [leg["peer"] for leg in live["legs"]] == ["1001", "1002"]
+            assert all(leg["codec"] == "PCMU/8000" for leg in live["legs"])
+            mark_a, mark_b = a.mark(), b.mark()
+            r = await api.post(f"/api/calls/{live['id']}/hold", json={"hold": True})
+            assert r.status_code == 200 and r.json()["status"] == "on_hold", r.text
+            await wait(a, "wait_media", call, "remote_hold", 10, mark_a)  # both phones were re-INVITEd sendonly
+            await wait(b, "wait_media", incoming, "remote_hold", 10, mark_b)
+            a.record(call, tmp_path / "alice-on-hold.wav")
+            await asyncio.sleep(1.5)
+            on_hold = a.stop_record(call)
+            r = await api.post(f"/api/calls/{live['id']}/hold", json={"hold": False})
+            assert r.status_code == 200 and r.json()["status"] == "in_progress", r.text
+            await wait(a, "wait_media", call, "active", 10, mark_a)
+            r = await api.delete(f"/api/calls/{live['id']}")
+            assert r.status_code == 200, r.text
+            await wait(a, "wait_call_state", call, "disconnected", 10)
+            await wait(b, "wait_call_state", incoming, "disconnected", 10)
+            assert (await api.get(f"/api/calls/{live['id']}")).status_code == 404
+        finally:
+            a.close()
+            b.close()
+        rows = await records(vx)
+    assert audio.rms_dbfs(audio.read_wav(on_hold).samples) > -40, "music on hold while held"
+    assert [(r.status, r.hangup_cause) for r in rows] == [("completed", "hung up by API")]
+
+
+async def test_blind_transfer_by_refer_makes_the_phone_call_the_target(
+    tmp_path: Path, sip_settings: Callable[..., Any]
+) -> None:
+    async with pbx(sip_settings) as (vx, api):
+        a, alice = await phone(vx, tmp_path, "1001")
+        b, _ = await phone(vx, tmp_path, "1002", auto_answer=200)
+        c, _ = await phone(vx, tmp_path, "1003", auto_answer=200)
+        try:
+            call = await wait(a, "make_call", alice, f"sip:1002@127.0.0.1:{vx.udp}")
+            at_bob = await wait(b, "wait_incoming", None, 10)
+            await wait(a, "wait_call_state", call, "confirmed", 10)
+            live = await the_call(api)
+            r = await api.post(f"/api/calls/{live['id']}/transfer", json={"target": "1003", "type": "blind"})
+            assert r.status_code == 202, r.text
+            at_carol = await wait(c, "wait_incoming", None, 10)  # alice's phone called carol itself
+            await wait(c, "wait_call_state", at_carol, "confirmed", 10)
+            await wait(b, "wait_call_state", at_bob, "disconnected", 10)  # and then left bob
+            r = await api.get(f"/api/calls/{(await the_call(api))['id']}")
+            assert [leg["peer"] for leg in r.json()["legs"]] == ["1001", "1003"]
+            old = (await api.get(f"/api/calls/{live['id']}")).status_code
+            c.hangup(at_carol)
+            await wait(c, "wait_call_state", at_carol, "disconnected", 10)
+        finally:
+            for agent in (a, b, c):
+                agent.close()
+        rows = await records(vx, 2)
+    assert old == 404, "the first call ended once the phone's new call was up"
+    assert [(r.from_number, r.to_number, r.status, r.hangup_cause) for r in rows] == [
+        ("1001", "1002", "completed", "transferred"),
+        ("1001", "1003", "completed", "remote hangup"),
+    ]
+
+
+async def test_blind_transfer_of_a_trunk_caller_inside_the_b2bua(
+    tmp_path: Path, sip_settings: Callable[..., Any]
+) -> None:
+    trunk_port = free_sip_port()
+    async with pbx(sip_settings, sip_trunk_ip="127.0.0.1", sip_trunk_port=trunk_port) as (vx, api):
+        b, _ = await phone(vx, tmp_path, "1002", auto_answer=200)
+        c, _ = await phone(vx, tmp_path, "1003", auto_answer=200, answer_delay_ms=300)
+        try:
+            did = Did(phone_number=DID, friendly_name="Main", capabilities=["voice"])
+            await add(vx, did)
+            await add(vx, CallRoute(name="all", did_id=did.id, priority=1, conditions={}, action="forward",
+                                    action_data={"device_id": await device_id(vx, "1002")}))  # fmt: skip
+            caller = asyncio.ensure_future(
+                asyncio.to_thread(trunk_call, vx, tmp_path, trunk_port, "+15557650001", 9000)
+            )
+            at_bob = await wait(b, "wait_incoming", None, 10)
+            live = await the_call(api)
+            r = await api.post(f"/api/calls/{live['id']}/transfer", json={"target": "1003"})
+            assert r.status_code == 202 and r.json()["method"] == "b2bua", r.text
+            at_carol = await wait(c, "wait_incoming", None, 10)
+            await wait(c, "wait_call_state", at_carol, "confirmed", 10)
+            await wait(b, "wait_call_state", at_bob, "disconnected", 10)  # bob was hung up
+            await wait(c, "wait_media", at_carol, "active", 10)
+            c.record(at_carol, tmp_path / "carol-heard.wav")
+            await asyncio.sleep(1.5)
+            heard = c.stop_record(at_carol)
+            result = await caller  # the trunk caller hangs up at the end, talking to carol
+        finally:
+            b.close()
+            c.close()
+        rows = await records(vx)
+    assert result.ok, result.describe()
+    assert audio.rms_dbfs(audio.read_wav(heard).samples) > -45, "carol hears the trunk caller's speech"
+    assert [(r.status, r.answered_by, r.did) for r in rows] == [("completed", "1003", DID)]
+
+
+async def test_attended_transfer_completes_when_the_transferor_hangs_up_and_can_be_cancelled(
+    tmp_path: Path, sip_settings: Callable[..., Any]
+) -> None:
+    async with pbx(sip_settings) as (vx, api):
+        a, alice = await phone(vx, tmp_path, "1001")
+        b, _ = await phone(vx, tmp_path, "1002", auto_answer=200)
+        c, _ = await phone(vx, tmp_path, "1003", auto_answer=200, answer_delay_ms=300)
+        try:
+            # first attempt: cancelled during the consultation; alice and bob talk again
+            call = await wait(a, "make_call", alice, f"sip:1002@127.0.0.1:{vx.udp}")
+            at_bob = await wait(b, "wait_incoming", None, 10)
+            await wait(a, "wait_media", call, "active", 10)
+            live = await the_call(api)
+            held = a.mark()
+            r = await api.post(f"/api/calls/{live['id']}/transfer", json={"target": "1003", "type": "attended"})
+            assert r.status_code == 202, r.text
+            await wait(a, "wait_media", call, "remote_hold", 10, held)  # alice waits on hold
+            first = await wait(c, "wait_incoming", None, 10)
+            await wait(c, "wait_call_state", first, "confirmed", 10)
+            for _ in range(50):
+                if (await api.get(f"/api/calls/{live['id']}")).json()["transfer"]["state"] == "consulting":
+                    break
+                await asyncio.sleep(0.1)
+            back = a.mark()
+            r = await api.delete(f"/api/calls/{live['id']}/transfer")
+            assert r.status_code == 200 and r.json()["state"] == "cancelled", r.text
+            await wait(c, "wait_call_state", first, "disconnected", 10)
+            await wait(a, "wait_media", call, "active", 10, back)
+            # second attempt: bob consults carol, then hangs up: alice is put through to carol
+            carol_mark = c.mark()
+            r = await api.post(f"/api/calls/{live['id']}/transfer", json={"target": "1003", "type": "attended"})
+            assert r.status_code == 202, r.text
+            second = await wait(c, "wait_incoming", None, 10, carol_mark)
+            await wait(c, "wait_call_state", second, "confirmed", 10)
+            await asyncio.sleep(0.5)
+            through = a.mark()
+            b.hangup(at_bob)
+            await wait(a, "wait_media", call, "active", 10, through)
+            r = await api.get(f"/api/calls/{live['id']}")
+            assert r.json()["transfer"]["state"] == "completed", r.text
+            a.hangup(call)
+            await wait(c, "wait_call_state", second, "disconnected", 10)
+        finally:
+            for agent in (a, b, c):
+                agent.close()
+        rows = await records(vx)
+    assert [(r.status, r.answered_by) for r in rows] == [("completed", "1003")]
+
+
+async def test_bad_commands_answer_in_the_documents_shape_and_change_nothing(
+    tmp_path: Path, sip_settings: Callable[..., Any]
+) -> None:
+    async with pbx(sip_settings) as (vx, api):
+        r = await api.get("/api/calls/no-such-call")
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+        assert (await api.post("/api/calls/no-such-call/hold", json={"hold": True})).status_code == 404
+        assert (await api.delete("/api/calls/no-such-call")).status_code == 404
+        a, alice = await phone(vx, tmp_path, "1001")
+        b, _ = await phone(vx, tmp_path, "1002", auto_answer=200)
+        try:
+            call = await wait(a, "make_call", alice, f"sip:1002@127.0.0.1:{vx.udp}")
+            await wait(a, "wait_call_state", call, "confirmed", 10)
+            live = await the_call(api)
+            bad_type = await api.post(f"/api/calls/{live['id']}/transfer", json={"target": "1003", "type": "warm"})
+            assert bad_type.status_code == 400
+            assert bad_type.json()["error"]["details"][0]["field"] == "type"
+            unknown = await api.post(f"/api/calls/{live['id']}/transfer", json={"target": "nobody-here"})
+            assert unknown.status_code == 400 and unknown.json()["error"]["details"][0]["field"] == "target"
+            nothing = await api.delete(f"/api/calls/{live['id']}/transfer")
+            assert nothing.status_code == 404
+            extra = await api.post(f"/api/calls/{live['id']}/hold", json={"hold": True, "other": 1})
+            assert extra.status_code == 400
+            after = (await api.get(f"/api/calls/{live['id']}")).json()
+            assert after["status"] == "in_progress" and after["transfer"] is None and len(after["legs"]) == 2
+            transport = httpx.ASGITransport(app=vx.app, client=("127.0.0.1", 50001))
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as stranger:
+                assert (await stranger.get("/api/calls")).status_code == 401
+                assert (await stranger.delete(f"/api/calls/{live['id']}")).status_code == 401
+            assert (await api.get(f"/api/calls/{live['id']}")).json()["status"] == "in_progress"
+        finally:
+            a.close()
+            b.close()
