@@ -49,6 +49,8 @@ def _users(*names: str) -> dict[str, str]:
 PJSIP_USERS = _users(
     *(f"pj-{t}-{a}-{side}" for t in TRANSPORTS for a in PJSIP_ALGORITHMS for side in "ab"),
     "nobody-pj",
+    "pj-restart-a",
+    "pj-restart-b",
 )
 MD5_USERS = _users(
     *(f"bs-{t}-{side}" for t in TRANSPORTS for side in "ab"),
@@ -272,3 +274,18 @@ def test_pjsip_and_baresip_message_each_other(
         assert received.response.status == 200
         assert pj.wait_event("message_status", timeout=5, since=mark)["code"] == 200
 
+
+def test_a_phone_that_restarted_still_gets_messages(tmp_path: Path, vx_sha256_md5: SipServer) -> None:
+    """A phone that dies without un-REGISTERing and comes back from another port has two bindings
+    until the old one expires; a MESSAGE must still reach it (RFC 3261 §16.6: to every contact)."""
+    vx = vx_sha256_md5
+    with PjsuaAgent(tmp_path, name="a") as a:
+        alice = pjsip_phone(a, vx, "pj-restart-a", "udp", "sha-256")
+        with PjsuaAgent(tmp_path, name="b-before") as gone:
+            pjsip_phone(gone, vx, "pj-restart-b", "udp", "sha-256")
+            gone.close(graceful=False)  # no un-REGISTER: its binding stays
+        with PjsuaAgent(tmp_path, name="b-after") as b:
+            pjsip_phone(b, vx, "pj-restart-b", "udp", "sha-256")
+            a.send_message(alice, vx.aor("pj-restart-b"), "are you back?")
+            assert b.wait_event("message_received", timeout=5)["body"] == "are you back?"
+            assert a.wait_event("message_status", timeout=5)["code"] == 200
