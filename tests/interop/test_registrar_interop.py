@@ -4,22 +4,28 @@ baresip, over every transport and with SHA-256 where the peer has it, are in tes
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.interop.conftest import PASSWORDS, SipServer
+from tests.interop.conftest import PASSWORDS, SipServer, start_voxswitch, stop_voxswitch
 from tests.peers.sipp import SippConfig, Transport, run_sipp, scenario
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(60)]
 
 
+@pytest.fixture(scope="module")
+def vx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SipServer]:
+    server = start_voxswitch(tmp_path_factory.mktemp("vx"), ["MD5"])
+    yield server
+    stop_voxswitch(server)
+
+
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 def test_sipp_registers_with_md5_digest_and_pings_with_options(
-    tmp_path: Path, voxswitch_sip: Callable[..., SipServer], transport: Transport
+    tmp_path: Path, vx: SipServer, transport: Transport
 ) -> None:
-    vx = voxswitch_sip(algorithms=["MD5"])
     reg = run_sipp(
         SippConfig(
             scenario("uac_register_digest"),
