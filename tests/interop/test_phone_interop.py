@@ -1,16 +1,20 @@
 """PJSIP and baresip as phones on Voxswitch, over UDP, TCP and TLS (issue #3): each registers with
 digest, sends OPTIONS to Voxswitch, and sends and receives a MESSAGE relayed through Voxswitch.
 
-| peer    | transports    | digest                      | OPTIONS | MESSAGE                           |
-|---------|---------------|-----------------------------|---------|-----------------------------------|
-| PJSIP   | UDP, TCP, TLS | MD5, SHA-256 (each, both)   | 200     | to PJSIP, from PJSIP, 480, 404    |
-| baresip | UDP, TCP, TLS | MD5 (libre 1.1 has no other) | 200     | to baresip, from baresip, 480     |
-| mixed   | UDP, TCP, TLS | PJSIP MD5, baresip MD5      |         | PJSIP -> baresip, baresip -> PJSIP |
+| peer    | transports    | digest                       | OPTIONS       | MESSAGE                            |
+|---------|---------------|------------------------------|---------------|------------------------------------|
+| PJSIP   | UDP, TCP, TLS | MD5, SHA-256 (each, both)    | 200 + Allow   | to PJSIP, from PJSIP, 480, 404     |
+| baresip | UDP, TCP, TLS | MD5 (libre 1.1 has no other) | 200 + Allow   | to baresip, from baresip, 480      |
+| mixed   | UDP, TCP, TLS | PJSIP MD5, baresip MD5       |               | PJSIP -> baresip, baresip -> PJSIP |
+
+Plus: a PJSIP phone that restarted without un-REGISTERing still gets its messages (the relay
+forks to every binding), and baresip failing where SHA-256 is offered is pinned.
 
 Two servers for the whole module: PJSIP's offers SHA-256 then MD5 (RFC 8760 §2.4), so its MD5
 case is a client picking the second challenge; baresip's offers MD5 only, because libre 1.x gives
-up on a 401 as soon as any challenge names an algorithm it lacks (docs/interop-peers.md). Every
-test has accounts of its own, so a binding left by one cannot receive another's MESSAGE.
+up on a 401 as soon as any challenge names an algorithm it lacks. Every test has accounts of its
+own, so a binding left by one cannot receive another's MESSAGE. What each peer sent and got is
+read from its own SIP log (PJSIP's log, baresip's -s trace), never from Voxswitch's.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ PJSIP_USERS = _users(
     "nobody-pj",
     "pj-restart-a",
     "pj-restart-b",
+    "bs-sha-offer",
 )
 MD5_USERS = _users(
     *(f"bs-{t}-{side}" for t in TRANSPORTS for side in "ab"),
@@ -238,6 +243,19 @@ def test_baresip_registers_pings_and_exchanges_messages(
             assert {m.transport for m in log} == {transport.upper()}
             assert_digest(accepted(log, "REGISTER"), "Authorization", user, "MD5", vx.passwords[user])
             assert_digest(accepted(log, "MESSAGE"), "Proxy-Authorization", user, "MD5", vx.passwords[user])
+
+
+def test_baresip_cannot_register_where_sha256_is_offered(tmp_path: Path, vx_sha256_md5: SipServer) -> None:
+    """Pins why baresip gets an MD5-only server: libre 1.1 fails a 401 that names any algorithm it
+    lacks, though RFC 8760 §2.4 has a client use the first challenge it supports (MD5, second)."""
+    vx = vx_sha256_md5
+    with Baresip(tmp_path) as bs:
+        bs.add_account(vx.aor("bs-sha-offer"), password=vx.passwords["bs-sha-offer"])
+        event = bs.wait_event(["REGISTER_OK", "REGISTER_FAIL"])
+        challenges = [m for m in bs.sip_messages() if m.status == 401]
+    assert event["type"] == "REGISTER_FAIL" and "not implemented" in event["param"].lower()
+    offered = [digest.parse_digest(c)["algorithm"] for c in challenges[0].header_values("WWW-Authenticate")]
+    assert offered == ["SHA-256", "MD5"]
 
 
 # -- PJSIP and baresip together ------------------------------------------------------------------
