@@ -58,17 +58,21 @@ def start_server(tmp: Path, **extra: str) -> Server:
     proc = subprocess.Popen([VOXSWITCH, "serve"], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited early:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return Server(url, env, proc, log)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError(f"no /health after 30s:\n{log.read_text()[-3000:]}")
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(f"server exited early:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    return Server(url, env, proc, log)
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"no /health after 30s:\n{log.read_text()[-3000:]}")
+    except BaseException:  # also pytest-timeout firing while we wait: no server outlives its test
+        proc.kill()
+        proc.wait()
+        raise
 
 
 def stop_server(server: Server) -> int:

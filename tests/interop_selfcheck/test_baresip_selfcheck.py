@@ -142,3 +142,61 @@ def test_hold_resume_and_transfer_towards_pjsua(tmp_path: Path) -> None:
         transferred = ua.wait_event("incoming_call", since=mark, where=lambda e: "erin" in e["local_uri"])
         ua.wait_call_state(transferred["call"], "confirmed")
         ua.wait_call_state(call, "disconnected")
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
+def test_message_and_options_with_pjsua(tmp_path: Path, certs: tls.TlsFiles, transport: str) -> None:
+    server_tls = {"cert_file": certs.cert_file, "key_file": certs.key_file}
+    with PjsuaAgent(tmp_path, name="pjsua", transports={transport: 0}, tls=server_tls) as ua:
+        carol = ua.add_account(ua.uri("carol", transport), transport=transport)
+        erin = ua.add_account(ua.uri("erin", transport), transport=transport)
+        # Parameterless Request-URIs; the outbound route (PJSIP itself) carries the transport.
+        to_carol, to_erin = f"sip:carol@{ua.address(transport)}", f"sip:erin@{ua.address(transport)}"
+        with Baresip(tmp_path, contacts=[to_carol, to_erin], tls_combined_pem=certs.combined_file) as bs:
+            bs.add_account(bs.uri("dave", transport), register=False, outbound=ua.uri(None, transport))
+            text = f'to erin over {transport}: "ünï" ✓'
+            mark = ua.mark()
+            sent = bs.send_message(to_erin, text)  # the second contact: select_contact moves on
+            got = ua.wait_event("message_received", since=mark)
+            assert (got["account"], got["body"]) == (erin, text)
+            assert (sent.request.body, sent.request.transport, sent.response.status) == (text, transport.upper(), 200)
+            assert bs.send_message(to_carol, "back to carol").response.status == 200  # and back
+            assert ua.wait_event("message_received", since=mark)["account"] == carol
+
+            since, mark = bs.sip_mark(), ua.mark()
+            ua.send_message(carol, bs.uri("dave", transport), f"to dave over {transport}")
+            received = bs.wait_message(since=since)
+            assert received.request.body == f"to dave over {transport}"
+            assert (received.request.direction, received.response.direction) == ("received", "sent")
+            assert received.response.status == 200
+            assert ua.wait_event("message_status", since=mark)["code"] == 200
+
+            ping = bs.send_options(f"sip:ping@{ua.address(transport)}")
+            assert ping.response.status == 200 and "MESSAGE" in (ping.response.header("Allow") or "")
+            assert ping.request.transport == transport.upper()
+
+
+def test_rejects_a_message_that_is_not_text(tmp_path: Path) -> None:
+    """baresip 1.0 takes text/plain only; wait_message reports the 415 it answers."""
+    with PjsuaAgent(tmp_path, name="pjsua") as ua, Baresip(tmp_path) as bs:
+        carol = ua.add_account(ua.uri("carol"))
+        bs.add_account(bs.uri("dave"), register=False)
+        ua.send_message(carol, bs.uri("dave"), '{"hello": 1}', content_type="application/json")
+        received = bs.wait_message()
+        assert ua.wait_event("message_status")["code"] == 415
+    assert received.request.header("Content-Type") == "application/json"
+    assert received.response.status == 415 and received.response.header("Accept") == "text/plain"
+
+
+def test_message_ignores_the_transport_parameter(tmp_path: Path) -> None:
+    """Pins a quirk: baresip 1.0's message_send() parses the contact as a bare address, so the
+    URI's ;transport= is lost and the MESSAGE goes over UDP (tests route via an outbound proxy)."""
+    with PjsuaAgent(tmp_path, name="pjsua", transports={"udp": 0, "tcp": 0}) as ua:
+        carol = ua.add_account(ua.uri("carol"))
+        to_carol = f"sip:carol@{ua.address('udp')};transport=tcp"  # TCP to the UDP port: nobody there
+        with Baresip(tmp_path, contacts=[to_carol]) as bs:
+            bs.add_account(bs.uri("dave"), register=False)
+            sent = bs.send_message(to_carol, "which transport?")
+            got = ua.wait_event("message_received")
+    assert got["account"] == carol
+    assert sent.request.transport == "UDP" and sent.request.start_line == f"MESSAGE sip:carol@{ua.address()} SIP/2.0"

@@ -76,6 +76,64 @@ def test_sipp_message_log_parsing() -> None:
     assert (response.direction, response.status, response.method) == ("sent", 401, "REGISTER")
 
 
+def test_pjsip_log_parsing() -> None:
+    head = "10:00:00.000           pjsua_core.c  ."
+    log = (
+        f"{head}TX 300 bytes Request msg MESSAGE/cseq=7 (tdta0x1) to TCP 127.0.0.1:5060:\n"
+        "MESSAGE sip:bob@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5070;branch=z9hG4bKPj1\r\n"
+        "Call-ID: c1\r\nCSeq: 7 MESSAGE\r\nContent-Type: text/plain\r\nContent-Length:     2\r\n\r\nhi\n--end msg--\n"
+        f"{head}RX 200 bytes Response msg 200/MESSAGE/cseq=7 (rdata0x2) from TCP 127.0.0.1:5060:\n"
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP 127.0.0.1:5070;branch=z9hG4bKPj1\r\nCall-ID: c1\r\nCSeq: 7 MESSAGE\r\n"
+        "Content-Length:  0\r\n\r\n\n--end msg--\n"
+    )
+    request, response = siplog.parse_pjsip_log(log)
+    assert (request.direction, request.transport, request.destination) == ("sent", "TCP", "127.0.0.1:5060")
+    assert (request.call_id, request.cseq, request.sent_by, request.body) == ("c1", 7, "127.0.0.1:5070", "hi")
+    assert (response.direction, response.status, response.method) == ("received", 200, "MESSAGE")
+    assert response.source == "127.0.0.1:5060"
+
+
+def test_baresip_trace_parsing() -> None:
+    def entry(src: str, dst: str, text: str) -> str:
+        return f"\x1b[36;1m#\nTCP {src} -> {dst}\n{text}\x1b[;m\n"
+
+    own = {"127.0.0.1:5070", "127.0.0.1:5071"}
+    # Over TCP baresip's end of a connection is an ephemeral port: only the Via says who sent what.
+    trace = (
+        "baresip is ready.\n"
+        + entry(
+            "127.0.0.1:40001",
+            "127.0.0.1:5060",
+            "MESSAGE sip:b@x SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5070\r\nCSeq: 1 MESSAGE\r\n\r\nhi",
+        )
+        + "some log line\n"
+        + entry(
+            "127.0.0.1:5060",
+            "127.0.0.1:40001",
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP 127.0.0.1:5070\r\nCSeq: 1 MESSAGE\r\n\r\n",
+        )
+        + entry(
+            "127.0.0.1:5060",
+            "127.0.0.1:40001",
+            "MESSAGE sip:a@x SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bK1\r\nCSeq: 9 MESSAGE\r\n\r\nyo",
+        )
+        + entry(
+            "127.0.0.1:40001",
+            "127.0.0.1:5060",
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bK1\r\nCSeq: 9 MESSAGE\r\n\r\n",
+        )
+    )
+    messages = siplog.parse_baresip_trace(trace, own)
+    assert [(m.is_request, m.direction) for m in messages] == [
+        (True, "sent"),
+        (False, "received"),
+        (True, "received"),
+        (False, "sent"),
+    ]
+    assert [m.body for m in messages] == ["hi", "", "yo", ""]
+    assert messages[0].source == "127.0.0.1:40001" and messages[0].transport == "TCP"
+
+
 def test_stats_and_templates(tmp_path: Path) -> None:
     (tmp_path / "s.csv").write_text("A;SuccessfulCall(C);FailedCall(C);\n1;0;0;\n2;3;1;\n")
     assert parse_stats(tmp_path / "s.csv") == {"A": "2", "SuccessfulCall(C)": "3", "FailedCall(C)": "1"}

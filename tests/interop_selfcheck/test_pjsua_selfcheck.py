@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.interop_selfcheck.conftest import PASSWORD, REALM, TONE_HZ, USER, registrar_keys
-from tests.peers import audio, digest, tls
-from tests.peers.pjsua import PjsuaAgent
+from tests.peers import audio, digest, siplog, tls
+from tests.peers.pjsua import PjsuaAgent, PjsuaError
 from tests.peers.sipp import SippConfig, SippProcess, Transport, scenario
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(30)]
@@ -136,8 +136,36 @@ def test_options(tmp_path: Path) -> None:
         acc = ua.add_account("sip:alice@127.0.0.1")
         answer = ua.send_options(acc, uas.uri("ping"))
         result = uas.wait(timeout=5)
+        log = ua.sip_messages()
     assert answer["code"] == 200
     assert result.ok, result.describe()
+    response = siplog.parse_message(answer["message"])  # the whole answer, as uas_options.xml wrote it
+    assert response.status == 200 and response.header("Allow") == "INVITE, ACK, CANCEL, BYE, OPTIONS"
+    sent = [m for m in log if m.direction == "sent" and m.method == "OPTIONS"]
+    received = [m for m in log if m.direction == "received" and m.status == 200]
+    assert [m.is_request for m in sent] == [True] and sent[0].destination == uas.address
+    assert received and received[0].call_id == sent[0].call_id and received[0].transport == "UDP"
+
+
+def test_md5_credential_does_not_answer_sha256(tmp_path: Path) -> None:
+    """``algorithm="md5"`` answers MD5 challenges only: offered SHA-256 alone, PJSIP gives up."""
+    registrar = SippConfig(scenario("uas_registrar_challenge"), keys=registrar_keys("SHA-256"))
+    with SippProcess(registrar, tmp_path, name="registrar") as reg, PjsuaAgent(tmp_path) as ua:
+        acc = ua.add_account(
+            f"sip:{USER}@{reg.address}",
+            registrar=f"sip:{reg.address}",
+            username=USER,
+            password=PASSWORD,
+            realm=REALM,
+            algorithm="md5",
+        )
+        state = ua.wait_event("reg_state", account=acc)
+        registers = [m for m in ua.sip_messages() if m.direction == "sent" and m.method == "REGISTER"]
+        with pytest.raises(PjsuaError, match="only to md5"):
+            ua.add_account(f"sip:bob@{reg.address}", username="bob", realm=REALM, algorithm="sha-256")
+        reg.stop(grace=0.5)
+    assert state["code"] == 401 and not state["active"]
+    assert len(registers) == 1 and registers[0].header("Authorization") is None
 
 
 def test_sipp_calls_pjsua_which_answers(tmp_path: Path) -> None:

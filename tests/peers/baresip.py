@@ -8,6 +8,11 @@
         bs.send_dtmf("123")
         bs.hangup()
 
+    with Baresip(tmp_path, contacts=["sip:bob@127.0.0.1:5060"]) as bs:   # MESSAGE needs a contact
+        bs.add_account("sip:alice@127.0.0.1:5060", password="secret")
+        assert bs.send_message("sip:bob@127.0.0.1:5060", "hi").response.status == 200
+        assert bs.wait_message().request.body == "hi back"
+
 Each instance writes ``config``/``accounts`` into ``<workdir>/<name>/`` and starts
 ``baresip -f <that dir>``; nothing reads ``~/.baresip``. Audio needs no sound card: the source is
 ``aufile`` (a WAV file played into every call) or a 440 Hz ``ausine`` tone, the player is
@@ -20,13 +25,22 @@ Control: ``ctrl_tcp`` listens on a free loopback port and speaks netstrings of J
 "data": "...", "token": "7"}``; events are ``{"event": true, "type": "CALL_ESTABLISHED", "class":
 "call", "accountaor": ..., "peeruri": ..., "id": ..., "param": ...}``. The commands are baresip's
 long menu commands (``help`` lists them): ``dial``, ``accept``, ``hangup``, ``hold``, ``resume``,
-``sndcode`` (DTMF), ``transfer``, ``uanew``, ``reginfo``, ``listcalls``, ``quit`` ...
+``sndcode`` (DTMF), ``transfer``, ``uanew``, ``reginfo``, ``listcalls``, ``options``, ``message``,
+``contact_next``, ``quit`` ...
+
+MESSAGE and OPTIONS: baresip 1.0 reports neither over ctrl_tcp (no event for a received MESSAGE --
+that came in 1.1 -- and a request's answer goes only to its log, or nowhere for a 2xx MESSAGE). So
+baresip runs with its SIP trace (``-s``, line-buffered into ``baresip.log``) and the helpers read
+the answers and the received requests from it (:meth:`Baresip.sip_messages`). ``message <text>``
+(module ``contact``) sends to the *current contact*: the URIs a test wants to message are given as
+``contacts`` and :meth:`Baresip.send_message` selects one before sending.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -34,15 +48,27 @@ import threading
 import time
 import wave
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.peers import availability, ports, processes
+from tests.peers import availability, ports, processes, siplog
+from tests.peers.siplog import SipMessage
 
 Event = dict[str, Any]
 
 #: Modules of Debian's baresip 1.0 used here; all ship in the baresip-core package.
-BASE_MODULES = ("g711.so", "aufile.so", "aubridge.so", "ausine.so", "ctrl_tcp.so")
+BASE_MODULES = ("g711.so", "aufile.so", "aubridge.so", "ausine.so", "contact.so", "ctrl_tcp.so")
+#: Statuses after which libre answers the challenge and sends the request again.
+_CHALLENGES = (401, 407)
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """A non-INVITE request and its final response, as baresip's SIP trace shows them."""
+
+    request: SipMessage
+    response: SipMessage
 
 
 class BaresipError(RuntimeError):
@@ -109,6 +135,8 @@ class Baresip:
     is a 16-bit WAV played into calls (None: a 440 Hz tone from ``ausine``). ``extra_config``
     lines are appended to the config file; ``accounts`` lines (:func:`account_line`) are the
     ``accounts`` file, registered at start-up -- or add accounts later with :meth:`add_account`.
+    ``contacts`` are the URIs :meth:`send_message` may send to (baresip 1.0 reads them at start
+    only). ``sip_trace`` runs ``baresip -s``, which the MESSAGE and OPTIONS helpers read.
     """
 
     def __init__(
@@ -124,6 +152,8 @@ class Baresip:
         extra_modules: Sequence[str] = (),
         extra_config: Sequence[str] = (),
         accounts: Sequence[str] = (),
+        contacts: Sequence[str] = (),
+        sip_trace: bool = True,
         start_timeout: float = 10.0,
     ) -> None:
         self.exe = baresip_executable()
@@ -142,6 +172,9 @@ class Baresip:
         self.extra_modules = list(extra_modules)
         self.extra_config = list(extra_config)
         self.accounts = list(accounts)
+        self.contacts = list(contacts)
+        self.sip_trace = sip_trace
+        self._current_contact = 0  # baresip starts with the first contact of the file
         self.start_timeout = start_timeout
         self.log_file = self.dir / "baresip.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -201,10 +234,15 @@ class Baresip:
     def start(self) -> Baresip:
         (self.dir / "config").write_text(self.config_text())
         (self.dir / "accounts").write_text("".join(f"{line}\n" for line in self.accounts))
-        (self.dir / "contacts").write_text("")
+        # Angle brackets keep URI parameters (;transport=tcp) in the URI, not the address.
+        (self.dir / "contacts").write_text("".join(f"<{uri}>\n" for uri in self.contacts))
+        (self.dir / "current_contact").unlink(missing_ok=True)  # else a re-used directory's wins
+        # stdbuf: baresip's stdout (log and SIP trace) is a file here, block-buffered otherwise.
+        argv = [self.exe, *(["-s"] if self.sip_trace else []), "-f", str(self.dir)]
+        stdbuf = shutil.which("stdbuf")
         with self.log_file.open("wb") as log:
             self.proc = processes.spawn(
-                [self.exe, "-f", str(self.dir)],
+                [stdbuf, "-oL", *argv] if stdbuf else argv,
                 cwd=self.dir,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -471,3 +509,128 @@ class Baresip:
     def recordings(self) -> list[Path]:
         """WAV files the ``sndfile`` filter wrote (``*-dec.wav``: what calls received)."""
         return sorted(self.dir.glob("dump-*-dec.wav"))
+
+    # -- MESSAGE and OPTIONS (read back from the SIP trace) --------------------------------
+    def own_addresses(self) -> set[str]:
+        """The host:port values baresip puts in its Via (its UDP/TCP and TLS listeners)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return {f"{host}:{self.sip_port}", f"{host}:{self.tls_port}"}
+
+    def sip_messages(self) -> list[SipMessage]:
+        """Every SIP message baresip sent or received so far, from its ``-s`` trace."""
+        if not self.sip_trace:
+            raise BaresipError(f"{self.name}: started without sip_trace")
+        try:
+            text = self.log_file.read_text(errors="replace")
+        except FileNotFoundError:
+            return []
+        return siplog.parse_baresip_trace(text, self.own_addresses())
+
+    def sip_mark(self) -> int:
+        """A position in the SIP trace, for ``since=`` of :meth:`wait_message` and the senders."""
+        return len(self.sip_messages())
+
+    def select_contact(self, uri: str) -> None:
+        """Make ``uri`` (one of ``contacts``) the current contact, which ``message`` sends to."""
+        try:
+            wanted = self.contacts.index(uri)
+        except ValueError:
+            raise BaresipError(f"{self.name}: {uri} is not among the contacts {self.contacts}") from None
+        while self._current_contact != wanted:
+            step = 1 if wanted > self._current_contact else -1
+            reply = self.command("contact_next" if step > 0 else "contact_prev")
+            self._current_contact += step
+            if self.contacts[self._current_contact] not in str(reply.get("data", "")):
+                raise BaresipError(f"{self.name}: expected contact {self.contacts[self._current_contact]}: {reply}")
+
+    def send_message(self, uri: str, text: str, timeout: float = 5.0, account: str | None = None) -> Exchange:
+        """Send MESSAGE ``text`` (text/plain) to ``uri`` (one of ``contacts``) from the current user
+        agent (or ``account``'s: ``uafind``) and return it with its final response.
+
+        ``uri`` is the Request-URI without its parameters: baresip 1.0's ``message_send`` parses
+        the contact as a bare address, so ``;transport=`` is dropped; route through a proxy with
+        the account's ``outbound`` to choose the transport."""
+        if account is not None:
+            self.command("uafind", account)
+        self.select_contact(uri)
+        since = self.sip_mark()
+        self.command("message", text)
+        return self._exchange("MESSAGE", since, timeout, lambda m: m.body == text)
+
+    def send_options(self, uri: str, timeout: float = 5.0, account: str | None = None) -> Exchange:
+        """Send OPTIONS to ``uri`` (the ``options`` command) and return it with its final response."""
+        if account is not None:
+            self.command("uafind", account)
+        since = self.sip_mark()
+        self.command("options", uri)
+        return self._exchange("OPTIONS", since, timeout, lambda m: True)
+
+    def _exchange(
+        self, method: str, since: int, timeout: float, which: Callable[[SipMessage], bool], settle: float = 1.0
+    ) -> Exchange:
+        """The request baresip sent after ``since`` and its final response. A 401/407 is final
+        only if no re-sent request (same Call-ID, next CSeq) follows within ``settle`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            messages = self.sip_messages()[since:]
+            sent = [m for m in messages if m.is_request and m.direction == "sent" and m.method == method]
+            first = next((m for m in sent if which(m)), None)
+            if first is not None:
+                tries = [m for m in sent if m.call_id == first.call_id]
+                last = tries[-1]
+                answers = [
+                    m
+                    for m in messages
+                    if not m.is_request
+                    and m.direction == "received"
+                    and m.call_id == last.call_id
+                    and m.cseq == last.cseq
+                    and (m.status or 0) >= 200
+                ]
+                if answers:
+                    final = answers[-1]
+                    if final.status not in _CHALLENGES or time.monotonic() > deadline:
+                        return Exchange(last, final)
+                    settle_until = time.monotonic() + settle
+                    while time.monotonic() < min(settle_until, deadline):
+                        time.sleep(0.05)
+                        if any(
+                            m.is_request and m.call_id == last.call_id and m.cseq > last.cseq
+                            for m in self.sip_messages()[since:]
+                        ):
+                            break
+                    else:
+                        return Exchange(last, final)
+                    continue
+            if time.monotonic() > deadline or not self.alive:
+                raise BaresipError(
+                    f"{self.name}: no final response to {method} within {timeout}s\n{self.diagnostics()}"
+                )
+            time.sleep(0.05)
+
+    def wait_message(
+        self, timeout: float = 5.0, since: int = 0, where: Callable[[SipMessage], bool] | None = None
+    ) -> Exchange:
+        """The first MESSAGE baresip received after trace position ``since`` (that satisfies
+        ``where``) with baresip's final answer to it. baresip answers 200 only after its
+        message listener (module ``menu``) took the text (src/message.c), 415 for non-text."""
+        deadline = time.monotonic() + timeout
+        while True:
+            messages = self.sip_messages()[since:]
+            for request in messages:
+                if not (request.is_request and request.method == "MESSAGE" and request.direction == "received"):
+                    continue
+                if where is not None and not where(request):
+                    continue
+                for answer in messages:
+                    if (
+                        not answer.is_request
+                        and answer.direction == "sent"
+                        and answer.call_id == request.call_id
+                        and answer.cseq == request.cseq
+                        and (answer.status or 0) >= 200
+                    ):
+                        return Exchange(request, answer)
+            if time.monotonic() > deadline or not self.alive:
+                raise BaresipError(f"{self.name}: no MESSAGE received within {timeout}s\n{self.diagnostics()}")
+            time.sleep(0.05)

@@ -32,7 +32,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tests.peers import availability, ports, processes
+from tests.peers import availability, ports, processes, siplog
+from tests.peers.siplog import SipMessage
 
 AGENT = Path(__file__).with_name("pjsua_agent.py")
 #: The default codec list: G.711 only, as every SIP peer has it (telephone-event is always added).
@@ -296,9 +297,10 @@ class PjsuaAgent:
         default: bool = False,
     ) -> str:
         """Create an account and return its handle. Without ``registrar`` it is a local account
-        (no REGISTER) that still places and receives calls. ``algorithm`` (md5, sha-256,
-        sha-512-256) limits the credential to challenges of that algorithm; None answers any
-        algorithm PJSIP supports."""
+        (no REGISTER) that still places and receives calls. With ``algorithm`` None PJSIP answers
+        the first challenge it supports (MD5, SHA-256; of several, the first in the response);
+        ``"md5"`` answers MD5 challenges only (an MD5 HA1 credential, so ``realm`` must be given).
+        pjsua2 2.15.1 cannot restrict a credential to any other algorithm (see the agent)."""
         if rtp_port is None:
             rtp_port = ports.free_rtp_range(20, self.host)
         return str(
@@ -415,10 +417,23 @@ class PjsuaAgent:
         """Send a MESSAGE; its outcome arrives as a ``message_status`` event."""
         self.request("send_message", account=account, to=to, body=body, content_type=content_type)
 
-    def send_options(self, account: str, to: str) -> Event:
-        """Send OPTIONS to ``to`` and return the ``options_response`` event (``code``)."""
+    def send_options(self, account: str, to: str, timeout: float = 5.0) -> Event:
+        """Send OPTIONS to ``to`` and return the ``options_response`` event (``code``, ``reason``
+        and the whole response as ``message``, for :func:`tests.peers.siplog.parse_message`)."""
+        since = self.mark()
         self.request("send_options", account=account, to=to)
-        return self.wait_event("options_response", account=account)
+        return self.wait_event("options_response", timeout=timeout, since=since, account=account)
+
+    # -- the SIP log -----------------------------------------------------------------------
+    def sip_messages(self) -> list[SipMessage]:
+        """Every SIP message this agent sent (``direction`` "sent") or received so far, from its
+        PJSIP log (``log_level`` 4 or more)."""
+        if self.alive:
+            self._exchange("flush", 1.0, {})
+        try:
+            return siplog.parse_pjsip_log(self.log_file.read_text(errors="replace"))
+        except FileNotFoundError:
+            return []
 
 
 def _jsonable(value: Any) -> Any:

@@ -27,6 +27,7 @@ stdout cannot corrupt it; PJSIP logs to a file.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
 import os
 import select
@@ -42,12 +43,6 @@ _protocol_out = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
 os.dup2(2, 1)  # anything else writing to fd 1 ends up on stderr
 
 TRANSPORTS = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP, "tls": pj.PJSIP_TRANSPORT_TLS}
-AUTH_ALGORITHMS = {
-    None: pj.PJSIP_AUTH_ALGORITHM_NOT_SET,
-    "md5": pj.PJSIP_AUTH_ALGORITHM_MD5,
-    "sha-256": pj.PJSIP_AUTH_ALGORITHM_SHA256,
-    "sha-512-256": pj.PJSIP_AUTH_ALGORITHM_SHA512_256,
-}
 DTMF_METHODS = {"rfc2833": pj.PJSUA_DTMF_METHOD_RFC2833, "info": pj.PJSUA_DTMF_METHOD_SIP_INFO}
 DTMF_METHOD_NAMES = {v: k for k, v in DTMF_METHODS.items()}
 SRTP_USE = {
@@ -142,13 +137,42 @@ class AgentAccount(pj.Account):  # type: ignore[misc]  # pjsua2 has no type info
         event("message_status", account=self.handle, to_uri=prm.toUri, code=prm.code, reason=prm.reason)
 
     def onSendRequest(self, prm: pj.OnSendRequestParam) -> None:
-        code, reason = 0, ""
+        code, reason, message = 0, "", ""
         try:
             tsx = prm.e.body.tsxState.tsx
             code, reason = tsx.statusCode, tsx.statusText
+            message = prm.e.body.tsxState.src.rdata.wholeMsg  # empty for a timeout
         except Exception:  # pjsua2 versions differ in what they fill in
             pass
-        event("options_response", account=self.handle, code=code, reason=reason, token=str(prm.userData or ""))
+        event(
+            "options_response",
+            account=self.handle,
+            code=code,
+            reason=reason,
+            message=message,
+            token=str(prm.userData or ""),
+        )
+
+
+def _credential(args: dict[str, Any]) -> pj.AuthCredInfo:
+    """A plain password, or for ``algorithm`` md5 an MD5 HA1 (RFC 7616 §3.4.2) that answers MD5
+    challenges only.
+
+    With a plain password PJSIP answers the first challenge it supports (sip_auth_client.c
+    ``auth_find_cred`` ignores ``algorithm_type`` for passwords). Only a digest credential is
+    bound to an algorithm, and pjsua2 2.15.1 drops ``AuthCredInfo.algoType`` on the way to
+    pjsua (account.cpp ``AccountConfig::toPj``), where a digest credential then counts as MD5:
+    so MD5 can be forced, SHA-256 and SHA-512-256 cannot."""
+    username, realm, password = args["username"], args.get("realm", "*"), args.get("password", "")
+    algorithm = (args.get("algorithm") or "").lower() or None
+    if algorithm is None:
+        return pj.AuthCredInfo("digest", realm, username, pj.PJSIP_CRED_DATA_PLAIN_PASSWD, password)
+    if algorithm != "md5":
+        raise CommandError(f"pjsua2 cannot restrict a credential to {algorithm}, only to md5")
+    if realm == "*":
+        raise CommandError("algorithm=md5 needs the realm: the HA1 is computed over it")
+    ha1 = hashlib.md5(f"{username}:{realm}:{password}".encode()).hexdigest()
+    return pj.AuthCredInfo("digest", realm, username, pj.PJSIP_CRED_DATA_DIGEST, ha1)
 
 
 def _answer(call: AgentCall, code: int, reason: str = "") -> None:
@@ -497,7 +521,8 @@ class Agent:
 
     def _cmd_account_add(self, args: dict[str, Any]) -> dict[str, Any]:
         """id_uri, registrar (None: no registration), username, password, realm ("*"),
-        algorithm (None | md5 | sha-256 | sha-512-256: answer only challenges of that one),
+        algorithm (None: the first challenge PJSIP supports | md5: MD5 challenges only; needs
+        realm),
         transport (udp|tcp|tls), register (bool), reg_timeout (s), proxy, auto_answer (code),
         answer_delay_ms, srtp (disabled|optional|mandatory), outbound (RFC 5626, bool),
         contact_params, headers (on REGISTER), rtp_port, rtp_port_range."""
@@ -526,9 +551,7 @@ class Agent:
         if args.get("contact_params"):
             acfg.sipConfig.contactParams = args["contact_params"]
         if args.get("username") is not None:
-            cred = pj.AuthCredInfo("digest", args.get("realm", "*"), args["username"], 0, args.get("password", ""))
-            cred.algoType = AUTH_ALGORITHMS[(args.get("algorithm") or None) and args["algorithm"].lower()]
-            acfg.sipConfig.authCreds.append(cred)
+            acfg.sipConfig.authCreds.append(_credential(args))
         acfg.natConfig.sipOutboundUse = 1 if args.get("outbound", False) else 0
         acfg.natConfig.contactRewriteUse = 0
         acfg.natConfig.viaRewriteUse = 0

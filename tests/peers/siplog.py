@@ -1,4 +1,5 @@
-"""SIP messages out of text: one message, or all of a SIPp ``-trace_msg`` log.
+"""SIP messages out of text: one message, or all of a SIPp ``-trace_msg`` log, a PJSIP log, or
+baresip's SIP trace (``baresip -s``).
 
 Just enough parsing for assertions in tests (start line, headers by name, body); the real parser
 is ``voxswitch.sip``, which these helpers deliberately do not use, so a bug there cannot hide
@@ -45,6 +46,8 @@ class SipMessage:
     body: str = ""
     direction: str = ""  # "sent" or "received" (from the tracing peer's point of view)
     transport: str = ""  # "UDP", "TCP", "TLS" ...
+    source: str = ""  # host:port, where the log says (PJSIP: the far end only; baresip: both)
+    destination: str = ""
 
     @property
     def is_request(self) -> bool:
@@ -72,6 +75,22 @@ class SipMessage:
     def header_values(self, name: str) -> list[str]:
         wanted = _canonical(name)
         return [v for n, v in self.headers if _canonical(n) == wanted]
+
+    @property
+    def call_id(self) -> str:
+        return self.header("Call-ID") or ""
+
+    @property
+    def cseq(self) -> int:
+        cseq = self.header("CSeq") or ""
+        return int(cseq.split()[0]) if cseq[:1].isdigit() else -1
+
+    @property
+    def sent_by(self) -> str:
+        """host:port of the top Via (RFC 3261 20.42), lower case; "" without a Via."""
+        via = self.header("Via") or ""
+        first = via.split(",", 1)[0].split(";", 1)[0].split()
+        return first[1].lower() if len(first) >= 2 else ""
 
 
 def parse_message(text: str) -> SipMessage:
@@ -116,3 +135,51 @@ def read_sipp_message_log(path: Path) -> list[SipMessage]:
         return parse_sipp_message_log(path.read_text(errors="replace"))
     except FileNotFoundError:
         return []
+
+
+_PJSIP_ENTRY = re.compile(
+    r"(?P<dir>TX|RX) \d+ bytes (?:Request|Response) msg \S+ \(\S+\) (?:to|from) (?P<transport>\w+) "
+    r"(?P<peer>\S+):\n(?P<text>.*?)\n--end msg--",
+    re.DOTALL,
+)
+
+
+def parse_pjsip_log(text: str) -> list[SipMessage]:
+    """Every SIP message of a PJSIP log (level 4 or more: ``TX ... msg`` / ``RX ... msg`` entries).
+
+    ``source`` (RX) or ``destination`` (TX) is the far end as PJSIP names it."""
+    messages = []
+    for m in _PJSIP_ENTRY.finditer(text):
+        msg = parse_message(m.group("text"))
+        sent = m.group("dir") == "TX"
+        msg.direction = "sent" if sent else "received"
+        msg.transport = m.group("transport").upper()
+        if sent:
+            msg.destination = m.group("peer")
+        else:
+            msg.source = m.group("peer")
+        messages.append(msg)
+    return messages
+
+
+# baresip's sip_trace_handler (src/ua.c, 1.0): "\x1b[36;1m#\n<TP> <src> -> <dst>\n<message>\x1b[;m\n".
+_BARESIP_ENTRY = re.compile(
+    r"\x1b\[36;1m#\n(?P<transport>\w+) (?P<src>\S+) -> (?P<dst>\S+)\n(?P<text>.*?)\x1b\[;m", re.DOTALL
+)
+
+
+def parse_baresip_trace(text: str, own: set[str]) -> list[SipMessage]:
+    """Every SIP message of a baresip ``-s`` trace (its stdout), in order.
+
+    The trace does not say which way a message went, and over TCP/TLS its own end is a connection's
+    ephemeral port, so ``direction`` comes from the Via: baresip's requests carry its listening
+    address (one of ``own``, "host:port") as top Via, and responses to them come back with it."""
+    messages = []
+    for m in _BARESIP_ENTRY.finditer(text):
+        msg = parse_message(m.group("text"))
+        msg.transport = m.group("transport").upper()
+        msg.source, msg.destination = m.group("src"), m.group("dst")
+        ours = msg.sent_by in own
+        msg.direction = "sent" if ours == msg.is_request else "received"
+        messages.append(msg)
+    return messages

@@ -14,15 +14,18 @@ import hmac
 import logging
 import ssl
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from email.utils import formatdate
+from typing import Any, TypeVar
 
 from voxswitch.engine.accounts import AccountDirectory, SipAccount
 from voxswitch.engine.calls import CallManager
 from voxswitch.engine.registrar import BindingBook
 from voxswitch.sip.digest import Algorithm, AuthOutcome, Credentials, DigestError, DigestServer
+from voxswitch.sip.forking import best_response
 from voxswitch.sip.message import Request, Response, build_response
-from voxswitch.sip.registrar import RegistrarError
+from voxswitch.sip.registrar import Binding, RegistrarError
 from voxswitch.sip.security import AuthGuard, Ban, BanPolicy
 from voxswitch.sip.stack import RequestFailed, SipStack
 from voxswitch.sip.transaction import ServerTransaction, Target, Timers
@@ -31,6 +34,7 @@ from voxswitch.store.database import Database
 from voxswitch.store.models import SipEvent
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, INFO, UPDATE, REFER, NOTIFY, SUBSCRIBE"
 
@@ -68,7 +72,7 @@ class SipServer:
         self.digest = DigestServer(config.realm, digest_secret, algorithms=config.algorithms)
         self.guard = AuthGuard(config.ban, on_ban=self._on_ban)
         self.stack = SipStack(self, timers=config.timers, drop=self._banned)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.calls: CallManager | None = None  # set by the engine once media and TTS are ready
 
     # lifecycle -----------------------------------------------------------------------------------
@@ -90,10 +94,11 @@ class SipServer:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.stack.stop()
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[object, object, T]) -> asyncio.Task[T]:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # the handler ---------------------------------------------------------------------------------
 
@@ -296,7 +301,23 @@ class SipServer:
         if not live:
             self.stack.respond(txn, build_response(request, 480, "Temporarily Unavailable"))
             return
-        binding = live[0]
+        # RFC 3428 §7 with RFC 3261 §16.6: every contact of the AOR gets it at once. One may be a
+        # phone that died without un-REGISTERing, next to the binding it made when it came back.
+        pending = {self._spawn(self._forward_message(request, binding)) for binding in live}
+        finals: list[tuple[int, str]] = []
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                status, reason = task.result()
+                if 200 <= status < 300:  # §16.7 step 5: a 2xx goes back now, other branches end alone
+                    self.stack.respond(txn, build_response(request, status, reason))
+                    return
+                finals.append((status, reason))
+        status, reason = best_response(finals)
+        self.stack.respond(txn, build_response(request, status, reason))
+
+    async def _forward_message(self, request: Request, binding: Binding) -> tuple[int, str]:
+        """One branch: the MESSAGE to one registered contact, over the flow it registered from."""
         target = Target(binding.transport, binding.source_host, binding.source_port)
         forwarded = Request(
             "MESSAGE",
@@ -315,7 +336,6 @@ class SipServer:
         )
         try:
             answer = await self.stack.request(forwarded, target)
-        except RequestFailed as exc:
-            self.stack.respond(txn, build_response(request, 408 if exc.reason == "timeout" else 503))
-            return
-        self.stack.respond(txn, build_response(request, answer.status, answer.reason))
+        except RequestFailed as exc:  # §16.7 step 6 counts a branch timeout as a 408
+            return (408, "Request Timeout") if exc.reason == "timeout" else (503, "Service Unavailable")
+        return answer.status, answer.reason
