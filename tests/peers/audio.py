@@ -64,8 +64,9 @@ def tone_ratio(samples: array[int], rate: int, freq_hz: float) -> float:
     n = len(samples)
     if n == 0:
         return 0.0
-    k = round(n * freq_hz / rate)
-    coeff = 2 * math.cos(2 * math.pi * k / n)
+    # The frequency itself, not the nearest DFT bin: rounding to a bin loses up to half the energy
+    # of a tone that falls between bins, which depends on the recording's length.
+    coeff = 2 * math.cos(2 * math.pi * freq_hz / rate)
     s1 = s2 = 0.0
     for x in samples:
         s1, s2 = x + coeff * s1 - s2, s1
