@@ -1,7 +1,7 @@
 """WAV files for calls: write test tones, and measure what a recording heard.
 
-Standard library only (``wave``, ``array``); recordings in these tests are a few seconds long, so
-plain Python is fast enough here -- it is test code, not a media path.
+The standard library (``wave``, ``array``) and NumPy for spectra; recordings in these tests are a
+few seconds long.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import wave
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 
 def write_tone(
@@ -59,20 +61,26 @@ def rms_dbfs(samples: array[int]) -> float:
     return 10 * math.log10(mean_square / 32768**2) if mean_square else float("-inf")
 
 
-def tone_ratio(samples: array[int], rate: int, freq_hz: float) -> float:
-    """Share (0..1) of the signal's energy at ``freq_hz`` (Goertzel over the whole signal)."""
-    n = len(samples)
-    if n == 0:
+def tone_ratio(samples: array[int], rate: int, freq_hz: float, band_hz: float = 25.0) -> float:
+    """Share (0..1) of the signal's energy within ``band_hz`` of ``freq_hz``.
+
+    A band, not one frequency: a tone that crossed a jitter buffer (a frame dropped or repeated)
+    keeps its pitch but not its phase, which spreads its energy over a few hertz around it. The
+    spectrum is taken per 0.25 s block (Hann window), so gaps and phase jumps cost little.
+    """
+    x = np.asarray(samples, dtype=np.float64)
+    energy = float(x @ x)
+    if energy == 0.0:
         return 0.0
-    # The frequency itself, not the nearest DFT bin: rounding to a bin loses up to half the energy
-    # of a tone that falls between bins, which depends on the recording's length.
-    coeff = 2 * math.cos(2 * math.pi * freq_hz / rate)
-    s1 = s2 = 0.0
-    for x in samples:
-        s1, s2 = x + coeff * s1 - s2, s1
-    power = s1 * s1 + s2 * s2 - coeff * s1 * s2
-    energy = sum(x * x for x in samples)
-    return (2 * power / n) / energy if energy else 0.0
+    block = max(64, int(rate * 0.25))
+    window = np.hanning(block)
+    inside = total = 0.0
+    for start in range(0, len(x) - block + 1, block // 2):
+        spectrum = np.abs(np.fft.rfft(x[start : start + block] * window)) ** 2
+        freqs = np.fft.rfftfreq(block, 1 / rate)
+        inside += float(spectrum[np.abs(freqs - freq_hz) <= band_hz].sum())
+        total += float(spectrum.sum())
+    return inside / total if total else 0.0
 
 
 def trim_silence(samples: array[int], threshold: int = 200) -> array[int]:
