@@ -263,3 +263,52 @@ async def test_bad_commands_answer_in_the_documents_shape_and_change_nothing(
         finally:
             a.close()
             b.close()
+
+
+async def test_a_live_call_moved_into_a_conference_hears_the_room(
+    tmp_path: Path, sip_settings: Callable[..., Any]
+) -> None:
+    tones = {user: audio.write_tone(tmp_path / f"{user}.wav", hz, seconds=6.0) for user, hz in
+             (("1001", 500.0), ("1002", 750.0), ("1003", 1000.0))}  # fmt: skip
+    async with pbx(sip_settings) as (vx, api):
+        a, alice = await phone(vx, tmp_path, "1001")
+        b, _ = await phone(vx, tmp_path, "1002", auto_answer=200)
+        c, carol = await phone(vx, tmp_path, "1003")
+        try:
+            call = await wait(a, "make_call", alice, f"sip:1002@127.0.0.1:{vx.udp}")
+            at_bob = await wait(b, "wait_incoming", None, 10)
+            at_room = await wait(c, "make_call", carol, f"sip:conference@127.0.0.1:{vx.udp}")
+            for agent, handle in ((a, call), (b, at_bob), (c, at_room)):
+                await wait(agent, "wait_media", handle, "active", 10)
+            live = await the_call(api)
+            r = await api.post(f"/api/calls/{live['id']}/conference", json={"room": "default"})
+            assert r.status_code == 200, r.text
+            rooms = (await api.get("/api/calls/conferences")).json()["data"]
+            assert [sorted(m["peer"] for m in room["members"]) for room in rooms] == [["1001", "1002", "1003"]]
+            for agent, handle, user in ((a, call, "1001"), (b, at_bob, "1002"), (c, at_room, "1003")):
+                agent.play(handle, tones[user])
+            c.record(at_room, tmp_path / "carol-heard.wav")
+            a.record(call, tmp_path / "alice-heard.wav")
+            await asyncio.sleep(2.0)
+            carol_heard, alice_heard = c.stop_record(at_room), a.stop_record(call)
+            a.hangup(call)  # alice leaves; bob stays in the room with carol
+            await asyncio.sleep(0.5)
+            assert (await api.get(f"/api/calls/{live['id']}")).status_code == 200
+            b.hangup(at_bob)
+            await wait(b, "wait_call_state", at_bob, "disconnected", 10)
+            bad = await api.post(f"/api/calls/{live['id']}/conference", json={"room": "no spaces!"})
+            assert bad.status_code in (400, 404)
+            c.hangup(at_room)
+            await wait(c, "wait_call_state", at_room, "disconnected", 10)
+        finally:
+            for agent in (a, b, c):
+                agent.close()
+        rows = await records(vx, 2)
+    carol_wav, alice_wav = audio.read_wav(carol_heard), audio.read_wav(alice_heard)
+    assert (
+        audio.tone_ratio(carol_wav.samples, 8000, 500.0) > 0.2
+        and audio.tone_ratio(carol_wav.samples, 8000, 750.0) > 0.2
+    )
+    assert audio.tone_ratio(carol_wav.samples, 8000, 1000.0) < 0.05, "carol does not hear herself"
+    assert audio.tone_ratio(alice_wav.samples, 8000, 1000.0) > 0.2, "alice hears carol through the room"
+    assert {r.status for r in rows} == {"completed"}

@@ -150,3 +150,28 @@ def test_a_trusted_peer_hands_over_a_call_that_goes_out_through_the_trunk(
     assert result.ok, result.describe()
     rows = call_rows(vx, lambda r: bool(r) and r[0][0] == "completed")
     assert [(r[0], r[1], r[3]) for r in rows] == [("completed", "outbound", "+15551230004")]
+
+
+def test_the_trunks_early_media_reaches_the_phone_before_the_answer(
+    tmp_path: Path, voxswitch_sip: Callable[..., SipServer]
+) -> None:
+    """183 with SDP from the trunk: we answer the phone's INVITE with our own 183 and relay what the
+    trunk plays (an operator's announcement, a ringback it generates) before anyone answers."""
+    with SippProcess(SippConfig(SCENARIOS / "uas_early_media_answer.xml"), tmp_path, name="trunk") as trunk:
+        vx = voxswitch_sip(**trunk_env(trunk))
+        with PjsuaAgent(tmp_path, name="alice") as a:
+            alice = register(a, vx, "1001")
+            call = a.make_call(alice, f"sip:+15551230005@{vx.address()}")
+            early = a.wait_call_state(call, "early", timeout=10)
+            a.wait_media(call, timeout=10)
+            a.record(call, tmp_path / "early.wav")
+            time.sleep(2.0)
+            heard_early = a.stop_record(call)
+            state_while_recording = a.call_info(call)["state"]
+            a.wait_call_state(call, "confirmed", timeout=10)
+            a.hangup(call)
+            a.wait_call_state(call, "disconnected", timeout=10)
+        result = trunk.wait(timeout=10)
+    assert result.ok, result.describe()
+    assert early["code"] == 183 and state_while_recording == "early"
+    assert audio.rms_dbfs(audio.read_wav(heard_early).samples) > -45, "the trunk's early audio reached the phone"

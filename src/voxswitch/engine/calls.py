@@ -20,7 +20,7 @@ from typing import Any
 from voxswitch.engine.apps import APPS, App, CallContext
 from voxswitch.engine.bridge import Bridge, MusicSource
 from voxswitch.engine.call import Call, CallState
-from voxswitch.engine.conference import Conference
+from voxswitch.engine.conference import Conference, RoomSeat
 from voxswitch.engine.control import CallControl
 from voxswitch.engine.dial import ring
 from voxswitch.engine.leg import Ended, HoldChanged, HungUp, Leg, LegEvent, Ringing
@@ -86,7 +86,8 @@ class CallManager:
         self.music = music if music is not None else default_music()
         self.calls: dict[str, Call] = {}
         self.rooms: dict[str, Conference] = {}
-        self.bridges: dict[str, Bridge] = {}  # call id -> its bridge while two legs talk
+        # call id -> how its legs are connected now: a bridge, or a seat in a conference room
+        self.bridges: dict[str, Bridge | RoomSeat] = {}
         self._inbound: dict[tuple[str, str], InboundSipLeg] = {}  # (Call-ID, From tag), for CANCEL
         self._outbound: dict[tuple[str, str], OutboundSipLeg] = {}  # for forked 2xx
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -145,7 +146,7 @@ class CallManager:
         self.bridges[call.id] = bridge
         self.spawn(self._unlist_bridge(call.id, bridge))
 
-    async def _unlist_bridge(self, call_id: str, bridge: Bridge) -> None:
+    async def _unlist_bridge(self, call_id: str, bridge: Bridge | RoomSeat) -> None:
         await bridge.done.wait()
         if self.bridges.get(call_id) is bridge:
             del self.bridges[call_id]

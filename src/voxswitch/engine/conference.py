@@ -8,9 +8,11 @@ out in its own codec, so members with different codecs share one room.
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 
-from voxswitch.engine.leg import Leg
+from voxswitch.engine.leg import Ended, Leg, LegEvent
 from voxswitch.media.clock import MediaClock
 
 
@@ -49,3 +51,31 @@ class Conference:
         mixes = np.clip(total - heard, -32768, 32767).astype(np.int16)
         for member, mix in zip(members, mixes, strict=True):
             member.media.send_frame(mix)
+
+
+class RoomSeat:
+    """A live call moved into a room (API): its legs stay in the room until each hangs up; like a
+    bridge, `done` tells the call's app when the last one has left."""
+
+    def __init__(self, room: Conference, legs: list[Leg]) -> None:
+        self.room = room
+        self.legs = [leg for leg in legs if not leg.ended.is_set()]
+        self.done = asyncio.Event()
+        self.first_to_end: Leg | None = None
+        for leg in self.legs:
+            room.join(leg)
+            leg.listeners.append(self._on_event)
+        if not self.legs:
+            self.done.set()
+
+    def _on_event(self, leg: Leg, event: LegEvent) -> None:
+        if isinstance(event, Ended) and leg in self.legs:
+            self.first_to_end = self.first_to_end or leg
+            self.room.leave(leg)
+            self.legs.remove(leg)
+            if not self.legs:
+                self.done.set()
+
+    async def wait(self) -> Leg | None:
+        await self.done.wait()
+        return self.first_to_end

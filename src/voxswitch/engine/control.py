@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from voxswitch.engine.bridge import Bridge
 from voxswitch.engine.call import Call, CallState
+from voxswitch.engine.conference import Conference, RoomSeat
 from voxswitch.engine.dial import ring
 from voxswitch.engine.leg import Ended, Leg, LegEvent
 from voxswitch.engine.sip_leg import SipLeg
@@ -97,7 +98,7 @@ class CallControl:
 
     def _bridge(self, call: Call) -> Bridge:
         bridge = self.manager.bridges.get(call.id)
-        if bridge is None or bridge.done.is_set():
+        if not isinstance(bridge, Bridge) or bridge.done.is_set():
             raise ControlError("conflict", "the call is not connected to another party")
         return bridge
 
@@ -146,6 +147,41 @@ class CallControl:
                 await bridge.resume(leg)
         await call.move(CallState.ON_HOLD if hold else CallState.IN_PROGRESS)
         return self.snapshot(call)
+
+    def conference(self, call_id: str, room: str) -> dict[str, Any]:
+        """Move a live call's parties into conference `room` (made if new): each hears everyone there,
+        and stays until it hangs up."""
+        call = self._call(call_id)
+        if not room or len(room) > 64:
+            raise ControlError("invalid", "room must be 1-64 characters", "room")
+        legs = [leg for leg in call.legs if leg.is_answered and not leg.ended.is_set()]
+        if not legs:
+            raise ControlError("conflict", "the call has no answered party to move")
+        transfer = self.transfers.get(call.id)
+        if transfer is not None and transfer.active:
+            raise ControlError("conflict", "a transfer of this call is in progress")
+        conference = self.manager.rooms.get(room)
+        if conference is None:
+            conference = self.manager.rooms[room] = Conference(room, self.manager.media.clock)
+        seat = RoomSeat(conference, legs)
+        old = self.manager.bridges.get(call.id)
+        self.manager.bridges[call.id] = seat  # the app follows it as it follows a bridge
+        if isinstance(old, Bridge):
+            old.detach()
+        self.manager.spawn(self.manager._unlist_bridge(call.id, seat))
+        self.manager.spawn(self._close_room_when_empty(room, conference, seat))
+        return self.snapshot(call)
+
+    async def _close_room_when_empty(self, name: str, room: Conference, seat: RoomSeat) -> None:
+        await seat.done.wait()
+        if not room.members and self.manager.rooms.get(name) is room:
+            del self.manager.rooms[name]
+
+    def rooms(self) -> list[dict[str, Any]]:
+        return [
+            {"room": name, "members": [{"peer": leg.peer, "call_id": leg.call_id} for leg in room.members]}
+            for name, room in sorted(self.manager.rooms.items())
+        ]
 
     async def hangup(self, call_id: str) -> None:
         self._call(call_id)

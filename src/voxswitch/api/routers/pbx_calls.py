@@ -39,6 +39,11 @@ class Message(BaseModel):
     message: str
 
 
+class ConferenceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    room: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+
+
 def _control(state: Any) -> CallControl:
     calls = state.engine.calls
     if calls is None:
@@ -69,6 +74,12 @@ async def list_calls(state: State, principal: CurrentUser, paging: Paging) -> Pa
         mine = {c.id for c in state.engine.calls.calls.values() if c.user_id == principal.user.id}
         calls = [c for c in calls if c["id"] in mine]
     return Page.of(calls[paging.offset : paging.offset + paging.limit], len(calls), paging)
+
+
+@router.get("/conferences", summary="Conference rooms in use and who is in them (Voxswitch extension)")
+async def list_conferences(state: State, principal: CurrentUser) -> dict[str, Any]:
+    rooms = _control(state).rooms()
+    return {"data": rooms}
 
 
 @router.get("/{callID}", summary="Get a live call")
@@ -103,6 +114,15 @@ async def cancel_transfer(state: State, principal: CurrentUser, call_id: CallId)
     _visible(state, principal, call_id)
     try:
         return await _control(state).cancel_transfer(call_id)
+    except ControlError as exc:
+        raise _raise(exc) from None
+
+
+@router.post("/{callID}/conference", summary="Move a call into a conference room (Voxswitch extension)")
+async def conference_call(state: State, principal: CurrentUser, call_id: CallId, body: ConferenceIn) -> dict[str, Any]:
+    _visible(state, principal, call_id)
+    try:
+        return _control(state).conference(call_id, body.room)
     except ControlError as exc:
         raise _raise(exc) from None
 
