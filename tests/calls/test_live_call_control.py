@@ -312,3 +312,47 @@ async def test_a_live_call_moved_into_a_conference_hears_the_room(
     assert audio.tone_ratio(carol_wav.samples, 8000, 1000.0) < 0.05, "carol does not hear herself"
     assert audio.tone_ratio(alice_wav.samples, 8000, 1000.0) > 0.2, "alice hears carol through the room"
     assert {r.status for r in rows} == {"completed"}
+
+
+async def test_a_phone_transfers_its_call_blind_and_attended(tmp_path: Path, sip_settings: Callable[..., Any]) -> None:
+    """The transfer key of a phone: REFER to us, blind (Refer-To the target) and attended (Refer-To
+    with Replaces naming its consultation call); the far parties end up talking to each other."""
+    async with pbx(sip_settings) as (vx, api):
+        a, alice = await phone(vx, tmp_path, "1001")
+        b, bob = await phone(vx, tmp_path, "1002", auto_answer=200)
+        c, _ = await phone(vx, tmp_path, "1003", auto_answer=200, answer_delay_ms=300)
+        try:
+            # blind: bob sends alice to carol
+            call = await wait(a, "make_call", alice, f"sip:1002@127.0.0.1:{vx.udp}")
+            at_bob = await wait(b, "wait_incoming", None, 10)
+            await wait(a, "wait_call_state", call, "confirmed", 10)
+            carol_mark = c.mark()
+            b.transfer(at_bob, f"sip:1003@127.0.0.1:{vx.udp}")
+            at_carol = await wait(c, "wait_incoming", None, 10, carol_mark)
+            await wait(c, "wait_call_state", at_carol, "confirmed", 10)
+            await wait(b, "wait_call_state", at_bob, "disconnected", 10)
+            live = await the_call(api)
+            assert sorted(leg["peer"] for leg in live["legs"] if leg["state"] != "ended") == ["1001", "1003"]
+            c.hangup(at_carol)
+            await wait(a, "wait_call_state", call, "disconnected", 10)
+            # attended: alice calls bob, bob consults carol in a second call, then transfers
+            call = await wait(a, "make_call", alice, f"sip:1002@127.0.0.1:{vx.udp}")
+            at_bob = await wait(b, "wait_incoming", None, 10, b.mark())
+            await wait(a, "wait_call_state", call, "confirmed", 10)
+            b.hold(at_bob)
+            consult = await wait(b, "make_call", bob, f"sip:1003@127.0.0.1:{vx.udp}")
+            at_carol = await wait(c, "wait_incoming", None, 10, c.mark())
+            await wait(b, "wait_call_state", consult, "confirmed", 10)
+            b.transfer_replaces(at_bob, consult)
+            await wait(b, "wait_call_state", at_bob, "disconnected", 10)
+            await wait(b, "wait_call_state", consult, "disconnected", 10)
+            live = await the_call(api)
+            assert sorted(leg["peer"] for leg in live["legs"] if leg["state"] != "ended") == ["1001", "1003"]
+            a.hangup(call)
+            await wait(c, "wait_call_state", at_carol, "disconnected", 10)
+        finally:
+            for agent in (a, b, c):
+                agent.close()
+        rows = await records(vx, 3)
+    assert all(r.status == "completed" for r in rows), [(r.status, r.hangup_cause) for r in rows]
+    assert [r.answered_by for r in rows if r.to_number == "1002"] == ["1003", "1003"]

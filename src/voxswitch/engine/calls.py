@@ -238,7 +238,9 @@ class CallManager:
             leg.on_notify(txn, request)
         elif method == "OPTIONS":
             self.stack.respond(txn, build_response(request, 200))
-        else:  # REFER from a phone (transfer) arrives with the PBX (issue #6)
+        elif method == "REFER":  # a phone transfers its call (engine/control.py, PhoneTransfers)
+            self.spawn(self.control.phones.on_refer(leg, txn, request))
+        else:
             self.stack.respond(txn, build_response(request, 501, "Not Implemented"))
         return True
 
@@ -281,13 +283,13 @@ class CallManager:
     async def _finish(self, call: Call, leg: Leg, ctx: CallContext) -> None:
         """End the call's first leg if the app left it up, then take the call to its final state."""
         failed = bool(ctx.outcome.hints.get("error"))
-        if not leg.ended.is_set():
+        if not leg.ended.is_set() and leg.call_id == call.id:  # not when a transfer moved it to another call
             if leg.is_answered:
                 await leg.hangup("application error" if failed else "app finished")
             else:
                 leg.reject(ctx.outcome.status, cause=ctx.outcome.cause)
         for other in call.legs:
-            if other is not leg and not other.ended.is_set():
+            if other is not leg and not other.ended.is_set() and other.call_id == call.id:
                 await other.hangup(leg.end_cause or "normal clearing")
         cause = leg.end_cause or "normal clearing"
         status = leg.end_status

@@ -89,6 +89,7 @@ class CallControl:
     def __init__(self, manager: CallManager) -> None:
         self.manager = manager
         self.transfers: dict[str, Transfer] = {}
+        self.phones = PhoneTransfers(self)
 
     def _call(self, call_id: str) -> Call:
         call = self.manager.calls.get(call_id)
@@ -293,6 +294,11 @@ class CallControl:
             old.detach()
         new.start()
         self.manager.spawn(self.manager._unlist_bridge(call.id, new))
+        for leg in (a, b):  # a party the old bridge had put on hold talks again
+            if leg.local_hold and not leg.ended.is_set():
+                self.manager.spawn(leg.resume())
+        if call.state is CallState.ON_HOLD:
+            self.manager.spawn(call.move(CallState.IN_PROGRESS))
         return new
 
     async def _blind(self, call: Call, bridge: Bridge, transfer: Transfer, legs: list[Any]) -> None:
@@ -405,6 +411,120 @@ class CallControl:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(transfer.done.wait(), 10)
         return transfer.describe()
+
+
+# --- transfers a phone starts (it sends us REFER) ---------------------------------------------------
+
+
+class PhoneTransfers:
+    """A phone in a call through us presses transfer: it sends REFER in its dialog with us.
+
+    Blind (RFC 3515, RFC 5589 §6): Refer-To names the target. We answer 202, report progress as
+    NOTIFYs with sipfrag bodies, ring the target and, when it answers, put the phone's partner (the
+    transferee) through to it; the final NOTIFY says 200 and the phone hangs up its side.
+    Attended (RFC 5589 §7, RFC 3891): the phone first called the target through us (a second call);
+    its Refer-To carries `Replaces` naming its dialog with us in that second call. We put the two far
+    parties through to each other and hang up the phone's two legs.
+    """
+
+    def __init__(self, control: CallControl) -> None:
+        self.control = control
+        self.manager = control.manager
+
+    async def on_refer(self, leg: SipLeg, txn: Any, request: Any) -> None:
+        from voxswitch.sip.dialog import DialogError, DialogId, parse_replaces
+        from voxswitch.sip.errors import SipParseError
+        from voxswitch.sip.headers import parse_name_addr
+        from voxswitch.sip.message import build_response
+        from voxswitch.sip.uri import SipUri
+
+        stack = self.manager.stack
+        values = request.get_all("refer-to")
+        try:
+            if len(values) != 1:
+                raise SipParseError(400, "Bad Request - Exactly One Refer-To")
+            target_uri = parse_name_addr(values[0], "Refer-To").uri
+        except SipParseError as exc:
+            stack.respond(txn, build_response(request, 400, exc.reason))
+            return
+        call = self.manager.calls.get(leg.call_id or "")
+        bridge = self.manager.bridges.get(call.id) if call is not None else None
+        if call is None or not isinstance(bridge, Bridge) or not isinstance(target_uri, SipUri):
+            stack.respond(txn, build_response(request, 488 if call is not None else 481))
+            return
+        replaces = next((v for k, v in target_uri.headers if k.lower() == "replaces"), None)
+        stack.respond(txn, build_response(request, 202, "Accepted", headers=[("Contact", leg.contact())]))
+        await self._notify(leg, 100, "Trying", final=False)
+        transferee = bridge.other(leg)
+        if replaces is not None:
+            try:
+                replaced = parse_replaces(replaces)
+            except DialogError:
+                await self._notify(leg, 400, "Bad Replaces", final=True)
+                return
+            status = await self._attended(call, bridge, leg, transferee, DialogId(*replaced))
+        else:
+            status = await self._blind(call, bridge, leg, transferee, target_uri.user or "")
+        await self._notify(leg, status, "OK" if status == 200 else "Failed", final=True)
+        if status == 200:  # RFC 5589: the phone now hangs up; if it does not, we do
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(leg.ended.wait(), 5)
+            await leg.hangup("transferred")
+
+    async def _notify(self, leg: SipLeg, status: int, reason: str, *, final: bool) -> None:
+        from voxswitch.sip.stack import RequestFailed
+        from voxswitch.sip.subscription import sipfrag
+
+        dialog = leg.dialog
+        if dialog is None or dialog.terminated:
+            return
+        state = "terminated;reason=noresource" if final else "active;expires=60"
+        request = dialog.notify(
+            leg.stack.via(leg.target.transport), "refer", state, sipfrag(status, reason), "message/sipfrag;version=2.0"
+        )
+        try:
+            await leg.stack.request(request, leg.target)
+        except RequestFailed:
+            pass
+
+    async def _blind(self, call: Call, bridge: Bridge, phone: Leg, transferee: Leg, target: str) -> int:
+        caller = CallerId(transferee.peer)
+        try:
+            destinations = await self.manager.targets.resolve(target, caller)
+        except TargetError as exc:
+            return exc.status
+        legs = [self.manager.outbound_leg(d, prefer=transferee) for d in destinations]
+        transfer = Transfer("blind", target, transferee, phone)
+        self.control.transfers[call.id] = transfer
+        leg = await self.control._ring_target(transfer, legs)
+        transfer.done.set()
+        if leg is None:
+            return 480
+        self.manager.adopt(call, leg)
+        self.control._rebridge(call, bridge, transferee, leg)
+        call.answered_by = leg.peer
+        transfer.state = TransferState.COMPLETED
+        call.data["transferred_to"] = target
+        return 200
+
+    async def _attended(self, call: Call, bridge: Bridge, phone: Leg, transferee: Leg, replaced: Any) -> int:
+        other_dialog = self.manager.sip.dialogs.get(replaced)
+        consult_leg = other_dialog.user_data if other_dialog is not None else None
+        other_call = self.manager.calls.get(getattr(consult_leg, "call_id", None) or "")
+        other_bridge = self.manager.bridges.get(other_call.id) if other_call is not None else None
+        if consult_leg is None or other_call is None or not isinstance(other_bridge, Bridge):
+            return 481
+        target = other_bridge.other(consult_leg)  # the party the phone consulted
+        other_bridge.detach()
+        if target in other_call.legs:  # it now belongs to this call
+            other_call.legs.remove(target)
+        self.manager.adopt(call, target)
+        target.call_id = call.id
+        self.control._rebridge(call, bridge, transferee, target)
+        call.answered_by = target.peer
+        call.data["transferred_to"] = target.peer
+        await consult_leg.hangup("transferred")
+        return 200
 
 
 def _leg_view(leg: Leg) -> dict[str, Any]:
