@@ -19,16 +19,18 @@ from typing import TYPE_CHECKING, Any
 
 from voxswitch.engine.bridge import Bridge
 from voxswitch.engine.call import Call, CallState
-from voxswitch.engine.conference import Conference
-from voxswitch.engine.dial import ring
+from voxswitch.engine.conference import Conference, RoomSeat
+from voxswitch.engine.dial import failure_word, ring
 from voxswitch.engine.leg import HungUp, Leg, LegEvent, Ringing
 from voxswitch.engine.recording import CallRecorder
+from voxswitch.engine.sip_outbound import Destination
 from voxswitch.engine.targets import CallerId, TargetError
 from voxswitch.media.bridge import MediaBridge
 from voxswitch.media.frames import Frame
 from voxswitch.media.player import Player
 from voxswitch.media.tones import beep, frames_of, ringback
 from voxswitch.store.models import Recording
+from voxswitch.voice.tts import TtsEngine
 
 if TYPE_CHECKING:
     from voxswitch.engine.calls import CallManager
@@ -89,7 +91,7 @@ class CallContext:
         self.bridge_in_use: Bridge | None = None
 
     @property
-    def tts(self):  # type: ignore[no-untyped-def]
+    def tts(self) -> TtsEngine:
         return self.engine.tts
 
     def _check(self) -> None:
@@ -267,36 +269,15 @@ class CallContext:
         Ringing and early media reach the caller while it is not answered yet."""
         self._check()
         targets = [target] if isinstance(target, str) else list(target)
-        caller = CallerId(caller_id or self.call.from_number or "voxswitch")
-        destinations = []
-        failure: TargetError | None = None
-        for t in targets:
-            try:
-                destinations += await self.engine.targets.resolve(t, caller)
-            except TargetError as exc:
-                failure = exc
+        destinations, failure = await self._resolve(
+            targets, CallerId(caller_id or self.call.from_number or "voxswitch")
+        )
         if not destinations:
-            assert failure is not None
-            return self._dial_failed(failure.status, str(failure))
+            return self._dial_failed(failure.status if failure else 404, str(failure or "nothing to call"))
         legs = [self.engine.outbound_leg(d, prefer=self.leg) for d in destinations]
         tone: list[Player] = []
-
-        def progress(leg: Leg, event: LegEvent) -> None:
-            if not isinstance(event, Ringing):
-                return
-            if not self.leg.is_answered:
-                if event.early_media:
-                    self.leg.early_media()
-                    with contextlib.suppress(RuntimeError):
-                        MediaBridge(self.leg.media, leg.media).connect()  # the caller hears the callee's ringing
-                else:
-                    self.leg.ring()
-                if self.call.state is CallState.INITIATED:
-                    self.engine.spawn(self.call.move(CallState.RINGING))
-            elif ringback_tone and not tone and not event.early_media:
-                tone.append(self.leg.media.play(frames_of(ringback(), loop=True)))
-
         ring_for = timeout if timeout is not None else self.engine.ring_timeout
+        progress = self._progress(tone, ringback_tone)
         attempt = await ring(legs, ring_for, on_event=progress, gave_up=self.leg.ended)
         for player in tone:
             player.stop()
@@ -312,15 +293,7 @@ class CallContext:
         started = asyncio.get_running_loop().time()
         recorder = self.record_call() if record else None
         try:
-            while True:  # a transfer replaces the bridge: follow the call until its last bridge ends
-                await bridge.wait()
-                following = self.engine.bridges.get(self.call.id)
-                if following is None or following is bridge:
-                    break
-                bridge = following
-            ender = bridge.first_to_end
-            if ender is not None:  # what ended the conversation is what ended the call
-                self.call.data["ended_by"] = (ender.peer, ender.end_cause, ender.end_status)
+            await self._follow(bridge)
         finally:
             if recorder is not None:
                 await recorder.stop(self.engine.db)
@@ -329,8 +302,53 @@ class CallContext:
         duration = asyncio.get_running_loop().time() - started
         return DialResult("completed", 200, callee.peer, duration, callee, callee.end_cause or "")
 
+    async def _resolve(self, targets: list[str], caller: CallerId) -> tuple[list[Destination], TargetError | None]:
+        """Every destination of every target; the last failure, for when none can be called."""
+        destinations: list[Destination] = []
+        failure: TargetError | None = None
+        for t in targets:
+            try:
+                destinations += await self.engine.targets.resolve(t, caller)
+            except TargetError as exc:
+                failure = exc
+        return destinations, failure
+
+    def _progress(self, tone: list[Player], ringback_tone: bool) -> Callable[[Leg, LegEvent], None]:
+        """What the caller hears while the callee rings: 180 or 183 with the callee's early media
+        when the caller is not answered yet, a ringback tone once it is."""
+
+        def progress(leg: Leg, event: LegEvent) -> None:
+            if not isinstance(event, Ringing):
+                return
+            if not self.leg.is_answered:
+                if event.early_media:
+                    self.leg.early_media()
+                    with contextlib.suppress(RuntimeError):
+                        MediaBridge(self.leg.media, leg.media).connect()
+                else:
+                    self.leg.ring()
+                if self.call.state is CallState.INITIATED:
+                    self.engine.spawn(self.call.move(CallState.RINGING))
+            elif ringback_tone and not tone and not event.early_media:
+                tone.append(self.leg.media.play(frames_of(ringback(), loop=True)))
+
+        return progress
+
+    async def _follow(self, connection: Bridge | RoomSeat) -> None:
+        """Until the call's parties are no longer connected; a transfer or a move into a conference
+        replaces the connection, and the call follows it. Records which side ended it."""
+        while True:
+            await connection.wait()
+            following = self.engine.bridges.get(self.call.id)
+            if following is None or following is connection:
+                break
+            connection = following
+        ender = connection.first_to_end
+        if ender is not None:  # what ended the conversation is what ended the call
+            self.call.data["ended_by"] = (ender.peer, ender.end_cause, ender.end_status)
+
     def _dial_failed(self, status: int, cause: str) -> DialResult:
-        word = "busy" if status in (486, 600) else "no-answer" if status in (0, 408, 480, 487) else "failed"
+        word = failure_word(status)
         state, code = _OUTCOMES.get(word, (CallState.FAILED, status if 400 <= status < 700 else 503))
         self.outcome = Outcome(state, code, cause)
         return DialResult(word, status or None, cause=cause)

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from voxswitch.engine.leg import Leg, LegEvent, Ringing
+from voxswitch.engine.leg import Leg, LegEvent
 from voxswitch.engine.sip_outbound import NO_ANSWER, Destination, OutboundSipLeg
 
 log = logging.getLogger(__name__)
@@ -35,13 +35,16 @@ class Attempt:
 
     @property
     def outcome(self) -> str:
-        if self.leg is not None:
-            return "answered"
-        if self.status in BUSY_CODES:
-            return "busy"
-        if self.status in NO_ANSWER_CODES:
-            return "no-answer"
-        return "failed"
+        return "answered" if self.leg is not None else failure_word(self.status)
+
+
+def failure_word(status: int) -> str:
+    """Twilio's DialCallStatus for a call that was not answered with `status`."""
+    if status in BUSY_CODES:
+        return "busy"
+    if status in NO_ANSWER_CODES:
+        return "no-answer"
+    return "failed"
 
 
 def _rank(status: int) -> int:
@@ -111,8 +114,4 @@ async def ring(
     return Attempt(None, status, cause)
 
 
-def is_ringing(event: LegEvent) -> bool:
-    return isinstance(event, Ringing)
-
-
-__all__ = ["Attempt", "Destination", "ring"]
+__all__ = ["Attempt", "Destination", "failure_word", "ring"]
