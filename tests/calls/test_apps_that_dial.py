@@ -147,3 +147,36 @@ async def test_in_band_dtmf_tones_reach_gather(tmp_path: Path, sip_settings: Cal
         result = await asyncio.to_thread(run_sipp, config, tmp_path, 40.0)
         assert result.ok, result.describe()
     assert RESULTS["digits"] == "159"
+
+
+@app("test-play-and-send-digits")
+async def play_and_send_digits(ctx: CallContext) -> None:
+    await ctx.play(RESULTS["wav"])  # a 16 kHz file: resampled to the call's 8 kHz
+    await ctx.send_digits("42#")
+    await ctx.pause(1.0)
+    await ctx.hangup()
+
+
+async def test_an_app_plays_a_wideband_file_and_sends_digits_to_a_phone(
+    tmp_path: Path, sip_settings: Callable[..., Any]
+) -> None:
+    RESULTS.clear()
+    RESULTS["wav"] = audio.write_tone(tmp_path / "tone16k.wav", 600.0, seconds=2.0, rate=16000)
+    async for vx in running(sip_settings()):
+        a, alice = await phone(vx, tmp_path, "1001")
+        try:
+            call = await asyncio.to_thread(a.make_call, alice, f"sip:test-play-and-send-digits@127.0.0.1:{vx.udp}")
+            await asyncio.to_thread(a.wait_media, call, "active", 10)
+            await asyncio.to_thread(a.record, call, tmp_path / "heard.wav")
+            await asyncio.sleep(1.5)
+            heard = await asyncio.to_thread(a.stop_record, call)
+            first = await asyncio.to_thread(a.wait_event, "dtmf_received", 6, None, 0)
+            await asyncio.to_thread(a.wait_call_state, call, "disconnected", 10)
+            received = [e["digit"] for e in a.events("dtmf_received")]
+            methods = {e.get("method") for e in a.events("dtmf_received")}
+        finally:
+            a.close()
+    wav = audio.read_wav(heard)
+    assert audio.tone_ratio(wav.samples, wav.rate, 600.0) > 0.8, "the file's tone, resampled, reached the phone"
+    assert first["digit"] == "4" and received == ["4", "2", "#"], received
+    assert methods == {"rfc2833"}
