@@ -1,5 +1,6 @@
 """An app places a call to a registered PJSIP phone, which answers and records: the recording carries
-the spoken sentence (energy while it is spoken, quiet after), and the call leaves its record."""
+the spoken sentence (energy while it is spoken, quiet after, and the words, recognised offline), and the
+call leaves its record."""
 
 from __future__ import annotations
 
@@ -14,15 +15,27 @@ from sqlalchemy import select
 from tests.peers import audio
 from tests.peers.pjsua import PjsuaAgent
 from tests.sip_e2e.conftest import running
+from tests.support.speech import recognize
 from voxswitch.engine.apps import CallContext, app
 from voxswitch.store.models import CallRecord
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(90)]
 
 
+SENTENCE = "This is Voxswitch calling you with a short recorded test."
+# What else the recogniser may hear: sentences sharing words with SENTENCE, and other apps' prompts
+# (tests/support_selfcheck/test_speech.py checks that these, among others, are told apart).
+OTHER_SENTENCES = (
+    "Voxswitch is calling you to record a short test.",
+    "This is a test call from Voxswitch.",
+    "Enter your code and press pound.",
+    "Please leave a message after the tone.",
+)
+
+
 @app("test-speak-then-wait")
 async def speak_then_wait(ctx: CallContext) -> None:
-    await ctx.say("This is Voxswitch calling you with a short recorded test.")
+    await ctx.say(SENTENCE)
     await ctx.pause(4)
     await ctx.hangup()
 
@@ -53,6 +66,9 @@ async def test_an_app_calls_a_phone_that_records_the_speech(tmp_path: Path, sip_
         after = audio.rms_dbfs(wav.samples[int(3.6 * second) : int(4.3 * second)])
         assert all(level > -40 for level in speech), speech  # the sentence, spoken in the first seconds
         assert after < -50, after  # and quiet once it has been said
+        said = await asyncio.to_thread(recognize, heard, [SENTENCE, *OTHER_SENTENCES])
+        assert said.says(SENTENCE), said  # the app's words, offline-recognised (tests/support/speech.py)
+        assert said.words[0].start < 0.5 and said.words[-1].end < 3.6, said.words  # in the seconds of speech
         async with vx.state.db.session() as s:
             row = (await s.execute(select(CallRecord).where(CallRecord.id == call.id))).scalar_one()
         assert (row.status, row.direction, row.to_number) == ("completed", "outbound", "1002")
