@@ -399,4 +399,5 @@ class CallManager:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._sweeper is not None:
             await asyncio.gather(self._sweeper, return_exceptions=True)
+        await self.sip.cancel_background()
         await self.media.stop()

@@ -48,6 +48,24 @@ class SipContext:
     dialogs: DialogSet
     advertised_host: str
     codecs: tuple[sdp.Codec, ...] = field(default_factory=tuple)
+    background: set[asyncio.Future[Response]] = field(default_factory=set)  # BYEs in flight
+
+    def keep(self, task: asyncio.Future[Response]) -> None:
+        """Hold a fire-and-forget request until it settles (the loop only keeps weak references)."""
+        self.background.add(task)
+        task.add_done_callback(self._settled)
+
+    def _settled(self, task: asyncio.Future[Response]) -> None:
+        self.background.discard(task)
+        if not task.cancelled():
+            task.exception()  # RequestFailed (no answer): nothing more to do for a dialog that is over
+
+    async def cancel_background(self) -> None:
+        """At shutdown: stop waiting for BYE answers (the transactions go with the stack)."""
+        tasks = list(self.background)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def terms_of(negotiated: sdp.Negotiated) -> StreamTerms:
@@ -287,9 +305,7 @@ class SipLeg(Leg):
         request = dialog.bye(
             self.stack.via(self.target.transport), headers=[("Reason", f'SIP;cause=200;text="{cause}"')]
         )
-        task = asyncio.ensure_future(self.stack.request(request, self.target))
-        _BACKGROUND.add(task)
-        task.add_done_callback(_settled)
+        self.sip.keep(asyncio.ensure_future(self.stack.request(request, self.target)))
 
     def finish(self, cause: str, status: int | None = None) -> None:
         if self.dialog is not None:
@@ -298,15 +314,6 @@ class SipLeg(Leg):
         for task in list(self._tasks):
             task.cancel()
         super().finish(cause, status)
-
-
-_BACKGROUND: set[asyncio.Future[Response]] = set()  # BYEs in flight, kept from the garbage collector
-
-
-def _settled(task: asyncio.Future[Response]) -> None:
-    _BACKGROUND.discard(task)
-    if not task.cancelled():
-        task.exception()  # RequestFailed (no answer): nothing more to do for a dialog that is over
 
 
 _DTMF_KEYS = frozenset("0123456789*#ABCD")
