@@ -12,6 +12,8 @@ import asyncio
 import base64
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +23,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
+from twilio.rest.api.v2010.account import AccountContext
 
 from voxswitch.errors import ErrorKind, FieldProblem, VoxError
 
@@ -60,7 +63,9 @@ class _TwilioHttp(AsyncTwilioHttpClient):
     """Twilio's async client, aimed at `base_url` and never without a timeout."""
 
     def __init__(self, base_url: str, timeout: float) -> None:
-        super().__init__(pool_connections=False, timeout=timeout, logger=_http_log)
+        # one pooled session per operation, closed by its owner: the library's per-request sessions
+        # are left open when a request fails
+        super().__init__(pool_connections=True, timeout=timeout, logger=_http_log)
         self.base_url = base_url.rstrip("/")
 
     def _aim(self, url: str) -> str:
@@ -111,9 +116,15 @@ class TwilioAccount:
         self.base_url = base_url
         self.timeout = timeout
 
-    def _client(self) -> Client:
+    @asynccontextmanager
+    async def _account(self) -> AsyncIterator[AccountContext]:
+        """The account's resources, over an HTTP session that is closed whatever happens."""
         c = self.credentials
-        return Client(c.account_sid, c.auth_token, http_client=_TwilioHttp(self.base_url, self.timeout))
+        http = _TwilioHttp(self.base_url, self.timeout)
+        try:
+            yield Client(c.account_sid, c.auth_token, http_client=http).api.v2010.accounts(c.account_sid)
+        finally:
+            await http.close()
 
     def _failure(self, exc: BaseException) -> VoxError:
         if isinstance(exc, TwilioException):
@@ -135,9 +146,9 @@ class TwilioAccount:
 
     async def incoming_numbers(self) -> list[ProviderNumber]:
         """Every number of the account (IncomingPhoneNumbers, all pages)."""
-        account = self._client().api.v2010.accounts(self.credentials.account_sid)
         try:
-            records = await account.incoming_phone_numbers.list_async(page_size=100)
+            async with self._account() as account:
+                records = await account.incoming_phone_numbers.list_async(page_size=100)
         except (TwilioException, aiohttp.ClientError, TimeoutError, OSError) as exc:
             log.warning("Twilio number list failed: %s", type(exc).__name__)
             raise self._failure(exc) from exc
@@ -151,13 +162,13 @@ class TwilioAccount:
     async def probe(self) -> Reachability:
         """Fetch the account resource: reachable and accepted, reachable and refused, or neither."""
         started = time.monotonic()
-        account = self._client().api.v2010.accounts(self.credentials.account_sid)
 
         def elapsed() -> float:
             return round((time.monotonic() - started) * 1000, 1)
 
         try:
-            await asyncio.wait_for(account.fetch_async(), self.timeout + 1)
+            async with self._account() as account:
+                await asyncio.wait_for(account.fetch_async(), self.timeout + 1)
         except TwilioException as exc:
             status = _status_of(exc)
             kind = "unauthorized" if status in (401, 403) else "error"
