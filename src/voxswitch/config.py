@@ -128,6 +128,9 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr | None = Field(
         default=None, validation_alias=_env("VOXSWITCH_TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN")
     )
+    # Where the `twilio` library sends its REST requests (a local server in tests, a proxy maybe).
+    twilio_api_base_url: str = "https://api.twilio.com"
+    twilio_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
 
     @field_validator("data_dir")
     @classmethod

@@ -64,3 +64,18 @@ async def test_limits_are_shared_through_redis(make_settings, redis_port) -> Non
             r = await c1.get("/api/me")
             assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited"
             assert (await c1.get("/readiness")).json()["cache"] == "ok"
+
+
+async def test_did_sync_has_its_own_small_budget_in_the_pbx_shape(make_settings) -> None:  # type: ignore[no-untyped-def]
+    """Each sync is a round of requests to Twilio: ten a minute, counted apart from the rest of /api."""
+    from voxswitch.api.app import create_app
+
+    async for c in open_client(create_app(limited(make_settings))):
+        token = (await c.post("/api/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})).json()
+        headers = bearer(token["access_token"])
+        codes = [(await c.post("/api/dids/sync", headers=headers)).status_code for _ in range(11)]
+        assert codes == [503] * 10 + [429]  # not configured, until the budget is spent
+        r = await c.post("/api/dids/sync", headers=headers)
+        assert r.headers["x-ratelimit-limit"] == "10" and r.json()["error"]["code"] == "rate_limited"
+        listed = await c.get("/api/dids", headers=headers)
+        assert listed.status_code == 200 and listed.headers["x-ratelimit-limit"] == "600"

@@ -47,6 +47,7 @@ def server_env(data_dir: Path, port: int) -> dict[str, str]:
         VOXSWITCH_SIP_HOST="127.0.0.1",
         VOXSWITCH_SIP_PORT=str(free_port()),
         VOXSWITCH_SIP_TLS_PORT=str(free_port()),
+        VOXSWITCH_TWILIO_API_BASE_URL="http://127.0.0.1:9",  # a fuzzed config must not reach Twilio
     )
     return env
 

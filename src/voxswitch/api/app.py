@@ -11,7 +11,20 @@ from fastapi import FastAPI
 from voxswitch import __version__
 from voxswitch.api.errors import install_error_handlers
 from voxswitch.api.middleware import RequestMiddleware
-from voxswitch.api.routers import agents_auth, health, logs, pbx_calls, pbx_identity, softphone_identity
+from voxswitch.api.routers import (
+    agents_auth,
+    health,
+    logs,
+    pbx_blocklist,
+    pbx_calls,
+    pbx_cdrs,
+    pbx_devices,
+    pbx_dids,
+    pbx_identity,
+    pbx_routes,
+    pbx_system,
+    softphone_identity,
+)
 from voxswitch.api.state import AppState
 from voxswitch.api.surfaces import HEALTH_TAG, TAGS
 from voxswitch.config import Settings, load_settings
@@ -58,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.vox = state
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware, state=state)
-    for module in (health, agents_auth, pbx_identity, pbx_calls, softphone_identity, logs):
+    pbx = (pbx_identity, pbx_devices, pbx_dids, pbx_routes, pbx_cdrs, pbx_blocklist, pbx_system, pbx_calls)
+    for module in (health, agents_auth, *pbx, softphone_identity, logs):
         app.include_router(module.router)
     return app

@@ -30,6 +30,7 @@ DEFAULT_LIMITS: dict[str, str] = {
     "callbot.test": "10/minute",
     "pbx.auth": "10/minute",
     "pbx.general": "600/minute",
+    "pbx.sync": "10/minute",  # each one is a round of requests to Twilio
     "voice.general": "60000/minute",
 }
 
@@ -70,6 +71,8 @@ def group_for(surface: Surface, path: str) -> str | None:
     if surface is Surface.PBX:
         if path.startswith("/api/provision/") or path.startswith("/api/webhooks/"):
             return "pbx.general"
+        if path == "/api/dids/sync":
+            return "pbx.sync"
         return "pbx.auth" if path in _PBX_AUTH else "pbx.general"
     return "voice.general"
 

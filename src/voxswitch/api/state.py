@@ -13,11 +13,17 @@ from voxswitch.config import Settings
 from voxswitch.engine.runtime import Engine
 from voxswitch.logs import LogBuffer
 from voxswitch.metrics import Metrics
+from voxswitch.services.blocklist import BlocklistService
+from voxswitch.services.cdrs import CdrService
 from voxswitch.services.credentials import AccessTokens, Passwords, load_or_create_secret
 from voxswitch.services.devices import DeviceService
+from voxswitch.services.dids import DidService
 from voxswitch.services.identity import IdentityService
 from voxswitch.services.oauth import OAuthClient
+from voxswitch.services.routes import RouteService
 from voxswitch.services.status import StatusService
+from voxswitch.services.system_config import SystemConfigService
+from voxswitch.services.system_status import SystemStatusService
 from voxswitch.store.database import Database, normalise_url
 
 
@@ -34,6 +40,12 @@ class AppState:
     status: StatusService
     engine: Engine
     devices: DeviceService
+    dids: DidService
+    routes: RouteService
+    cdrs: CdrService
+    blocklist: BlocklistService
+    system_config: SystemConfigService
+    system_status: SystemStatusService
     version: str = __version__
     started_monotonic: float = field(default_factory=time.monotonic)
 
@@ -58,6 +70,8 @@ class AppState:
         )
         limiter = RateLimiter(settings.rate_limits, settings.redis_url)
         engine = Engine(settings, db, secret)
+        devices = DeviceService(db, engine.accounts, settings.sip_realm, engine.bindings)
+        system_config = SystemConfigService(db, settings)
         return cls(
             settings=settings,
             db=db,
@@ -69,7 +83,13 @@ class AppState:
             logs=LogBuffer(settings.log_buffer_lines),
             status=StatusService(db, settings.data_dir, limiter.check),
             engine=engine,
-            devices=DeviceService(db, engine.accounts, settings.sip_realm),
+            devices=devices,
+            dids=DidService(db),
+            routes=RouteService(db),
+            cdrs=CdrService(db, settings.timezone),
+            blocklist=BlocklistService(db),
+            system_config=system_config,
+            system_status=SystemStatusService(settings, engine, devices, system_config),
         )
 
     @property

@@ -67,6 +67,16 @@ class BindingBook:
         now = time.time() if now is None else now
         return {aor: live for aor in self._by_aor if (live := self.lookup(aor, now))}
 
+    async def forget(self, aor: str) -> int:
+        """Drop every binding of an AOR, from the store and from memory: its device was deleted or
+        its credentials changed, so only a newly authenticated REGISTER may receive its calls."""
+        async with self._locks[aor]:
+            async with self.db.writing() as s:
+                await s.execute(delete(Registration).where(Registration.aor == aor))
+                await s.commit()
+            dropped = self._by_aor.pop(aor, [])
+        return len(dropped)
+
     async def register(
         self, aor: str, device_id: int, request: Request, *, source_host: str, source_port: int, transport: str
     ) -> RegisterOutcome:
