@@ -8,6 +8,7 @@ peers of one test session never get the same one. SIP over UDP and TCP shares on
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 import threading
@@ -99,6 +100,21 @@ def _local_port_range() -> tuple[int, int]:
         return 32768, 60999
 
 
+def _worker_slice(low: int, high: int, count: int) -> tuple[int, int]:
+    """Under pytest-xdist each worker takes RTP ranges from its own slice of [low, high), so the
+    workers' peers never pick the same ports (the picking above is only safe within a process)."""
+    try:
+        index = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    except ValueError:
+        return low, high
+    if workers <= 1:
+        return low, high
+    width = (high - low) // workers
+    start = low + index * width
+    return start, max(start + count + 2, start + width)
+
+
 def free_rtp_range(count: int = 10, host: str = LOOPBACK) -> int:
     """The even first port of ``count`` consecutive UDP ports free on ``host``, for RTP/RTCP.
 
@@ -108,7 +124,7 @@ def free_rtp_range(count: int = 10, host: str = LOOPBACK) -> int:
     if count < 1:
         raise ValueError("count must be positive")
     ephemeral_low, _ = _local_port_range()
-    low, high = 20000, max(20000 + count + 2, ephemeral_low) - count
+    low, high = _worker_slice(20000, max(20000 + count + 2, ephemeral_low) - count, count)
     for _ in range(300):
         base = _random.randrange(low, high) & ~1
         ports = range(base, base + count)
