@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import struct
+from pathlib import Path
 
 import pylibsrtp
 import pytest
@@ -31,6 +32,7 @@ from voxswitch.media.srtp import (
 )
 from voxswitch.sip import sdp
 
+SDP_DATA = Path(__file__).parents[1] / "sdp" / "data"
 # RFC 4568 §4 (and §9.1's grammar): lifetime 2^20 packets, MKI 1 in 32 bytes.
 RFC4568_EXAMPLE = "1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^20|1:32"
 
@@ -96,6 +98,10 @@ def test_rfc4568_example_line() -> None:
     assert key.lifetime == 2**20
     assert key.mki == (1).to_bytes(32, "big")
     assert key.window is None
+    # RFC 4568's SDP example (tests/sdp/data): MKI 1 in 4 bytes and a session parameter
+    (example,) = sdp.parse((SDP_DATA / "rfc4568-srtp.sdp").read_bytes()).media[0].crypto
+    key = parse_key(example)
+    assert key.lifetime == 2**20 and key.mki == b"\x00\x00\x00\x01" and len(key.master) == 30
 
 
 @pytest.mark.parametrize(
