@@ -15,19 +15,21 @@ import asyncio
 import re
 import secrets
 from array import array
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.peers import audio
+from tests.peers.baresip import Baresip
 from tests.peers.pjsua import PjsuaAgent
 from tests.peers.ports import free_rtp_range, free_sip_port
 from voxswitch.media.codecs import ulaw_decode, ulaw_encode
 from voxswitch.media.endpoint import RtpEndpoint
 from voxswitch.media.ports import RtpPortAllocator
 from voxswitch.media.rtp import parse_rtp
-from voxswitch.media.srtp import SUITES, context_for
+from voxswitch.media.srtp import SUITES, SrtpStats, context_for
 from voxswitch.media.srtp_policy import offer_crypto, plan_answer
 from voxswitch.sip import sdp
 from voxswitch.sip.dialog import Dialog
@@ -103,31 +105,45 @@ def tone_frames(freq: float, seconds: float) -> list[bytes]:
     return [ulaw_encode(pcm[i : i + 160]) for i in range(0, n - 159, 160)]
 
 
-async def exchange_media(ep: RtpEndpoint, agent: PjsuaAgent, call: str, tmp_path: Path, seconds: float) -> None:
-    """PJSIP plays its tone to us and records what we send it, while we send ours for ``seconds``."""
+async def send_and_listen(ep: RtpEndpoint, seconds: float) -> list[bytes]:
+    """Send our tone for ``seconds`` (paced at 20 ms) and keep the payloads the peer sends us."""
     heard: list[bytes] = []
     ep.consumer = lambda _ep, data, _pt: heard.append(parse_rtp(data).payload)
-    their_tone = audio.write_tone(tmp_path / "their-tone.wav", THEIR_TONE_HZ, seconds=seconds + 2)
-    await asyncio.to_thread(agent.wait_media, call)
-    agent.play(call, their_tone)
-    agent.record(call, tmp_path / "pjsip-heard.wav")
     for frame in tone_frames(OUR_TONE_HZ, seconds):
         ep.send_payload(frame, 160)
         await asyncio.sleep(0.02)
-    recording = await asyncio.to_thread(agent.stop_record, call)
+    return heard
 
+
+def snapshot(ep: RtpEndpoint) -> SrtpStats:
+    """The context's counters while the call is up (taken before the BYE)."""
     assert ep.srtp is not None
-    stats = ep.srtp.stats
+    return replace(ep.srtp.stats)
+
+
+def check_both_ways(ep: RtpEndpoint, stats: SrtpStats, heard: list[bytes], recording: Path, seconds: float) -> None:
+    """We decoded the peer's tone from its SRTP; the peer's recording of our SRTP is our tone."""
     assert stats.auth_failures == 0 and stats.replays == 0 and stats.errors == 0, stats
     assert ep.packets_in >= 25 * seconds and stats.unprotected >= ep.packets_in, (ep.packets_in, stats)
     pcm = np.concatenate([ulaw_decode(p) for p in heard])
     ours_heard = array("h", pcm.astype(np.int16).tobytes())
-    assert audio.tone_ratio(ours_heard, 8000, THEIR_TONE_HZ) > 0.5, "PJSIP's SRTP did not decode to its tone"
+    assert audio.tone_ratio(ours_heard, 8000, THEIR_TONE_HZ) > 0.5, "the peer's SRTP did not decode to its tone"
     theirs = audio.read_wav(recording)
     theirs_loud = audio.trim_silence(theirs.samples)
-    assert theirs.seconds > seconds / 2 and len(theirs_loud) > theirs.rate * seconds / 2
-    assert audio.tone_ratio(theirs_loud, theirs.rate, OUR_TONE_HZ) > 0.5, "PJSIP did not hear our SRTP as our tone"
+    assert len(theirs_loud) > theirs.rate * seconds / 2, "the peer heard nothing of our SRTP"
+    assert audio.tone_ratio(theirs_loud, theirs.rate, OUR_TONE_HZ) > 0.5, "the peer did not hear our tone"
     assert audio.tone_ratio(theirs_loud, theirs.rate, THEIR_TONE_HZ) < 0.05  # not its own tone back
+
+
+async def exchange_media(ep: RtpEndpoint, agent: PjsuaAgent, call: str, tmp_path: Path, seconds: float) -> None:
+    """PJSIP plays its tone to us and records what we send it, while we send ours for ``seconds``."""
+    their_tone = audio.write_tone(tmp_path / "their-tone.wav", THEIR_TONE_HZ, seconds=seconds + 2)
+    await asyncio.to_thread(agent.wait_media, call)
+    agent.play(call, their_tone)
+    agent.record(call, tmp_path / "pjsip-heard.wav")
+    heard = await send_and_listen(ep, seconds)
+    recording = await asyncio.to_thread(agent.stop_record, call)
+    check_both_ways(ep, snapshot(ep), heard, recording, seconds)
 
 
 def crypto_in_log(agent: PjsuaAgent) -> list[str]:
@@ -235,5 +251,45 @@ async def test_pjsip_offers_srtp_and_we_answer_under_require(tmp_path: Path) -> 
         assert ep.rtcp_in >= 1 and ep.srtp.stats.errors == 0 and ep.srtp.stats.auth_failures == 0
         alice.hangup(call)
         await asyncio.wait_for(ua.bye.wait(), 5)
+    ep.close()
+    await ua.stack.stop()
+
+
+# baresip 1.0's srtp.so (libre 1.1 with OpenSSL) has the AEAD suites PJSIP's wheel lacks.
+@pytest.mark.parametrize("suite", list(SUITES))
+async def test_baresip_answers_our_srtp_offer(tmp_path: Path, suite: str) -> None:
+    base = free_rtp_range(4)
+    ports = RtpPortAllocator(base, base + 4, host=HOST)
+    ua = await Ua().start()
+    tone = audio.write_tone(tmp_path / "their-tone.wav", THEIR_TONE_HZ, seconds=6)
+    with Baresip(tmp_path, audio_file=tone, record=True, extra_modules=["srtp.so"]) as bob:
+        aor = f"sip:bob@{bob.address()}"
+        bob.add_account(aor, register=False, answermode="auto", mediaenc="srtp-mand")
+        ep = await leg_endpoint(ports)
+        ours = offer_crypto("require", [suite])
+        offer = sdp.build_offer(sdp.LocalMedia(HOST, ep.local_port, (sdp.PCMU,), dtmf=False, crypto=ours), session_id=1)
+        invite = ua.invite(aor, offer.to_bytes())
+        target = Target("UDP", HOST, bob.sip_port)
+        response = await asyncio.wait_for(ua.stack.request(invite, target), 10)
+        assert response.status == 200, f"{response.status} {response.reason}"
+        negotiated = sdp.process_answer(offer, sdp.parse(response.body))
+        assert negotiated is not None and negotiated.remote_crypto is not None
+        assert negotiated.remote_crypto.suite == suite
+        ep.srtp = context_for(negotiated)
+        ep.remote = (negotiated.remote_address, negotiated.remote_port)
+        dialog = Dialog.uac(invite, response)
+        ua.stack.send_stateless(dialog.ack(invite, ua.stack.via("UDP")), target)
+        await asyncio.to_thread(bob.wait_event, "CALL_ESTABLISHED")
+        heard = await send_and_listen(ep, 2.0)
+        during_call = snapshot(ep)
+        bye = await ua.stack.request(dialog.bye(ua.stack.via("UDP")), target)
+        assert bye.status == 200
+        await asyncio.to_thread(bob.wait_event, "CALL_CLOSED")
+        await asyncio.sleep(0.2)
+        recordings = bob.recordings()
+    assert len(recordings) == 1
+    check_both_ways(ep, during_call, heard, recordings[0], 2.0)
+    # baresip 1.0 sends its closing RTCP BYE+SDES unprotected once the call ends; we refuse it
+    assert ep.srtp is not None and ep.srtp.stats.auth_failures <= 1
     ep.close()
     await ua.stack.stop()
