@@ -225,7 +225,7 @@ def main() -> None:
         before = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(before)
         then, now = [], []
-        for _ in range(5):
+        for _ in range(10):
             then.append(hot_path(False, False, args.packets, before.RtpEndpoint))
             now.append(hot_path(False, False, args.packets))
         print(f"  plain -> plain, alternating: before {min(then):.3f} us/packet, now {min(now):.3f} us/packet")
