@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+import time
 from array import array
 from dataclasses import replace
 from pathlib import Path
@@ -28,6 +29,7 @@ from tests.peers.ports import free_rtp_range, free_sip_port
 from voxswitch.media.codecs import ulaw_decode, ulaw_encode
 from voxswitch.media.endpoint import RtpEndpoint
 from voxswitch.media.ports import RtpPortAllocator
+from voxswitch.media.rtcp import build_compound, report_block, sender_report
 from voxswitch.media.rtp import parse_rtp
 from voxswitch.media.srtp import SUITES, SrtpStats, context_for
 from voxswitch.media.srtp_policy import offer_crypto, plan_answer
@@ -255,7 +257,8 @@ async def test_pjsip_offers_srtp_and_we_answer_under_require(tmp_path: Path) -> 
     await ua.stack.stop()
 
 
-# baresip 1.0's srtp.so (libre 1.1 with OpenSSL) has the AEAD suites PJSIP's wheel lacks.
+# baresip 1.0's srtp.so (libre 1.1 with OpenSSL) has the AEAD suites PJSIP's wheel lacks, and tells
+# us (CALL_RTCP) when it accepted an RTCP report, which proves our SRTCP too.
 @pytest.mark.parametrize("suite", list(SUITES))
 async def test_baresip_answers_our_srtp_offer(tmp_path: Path, suite: str) -> None:
     base = free_rtp_range(4)
@@ -280,7 +283,27 @@ async def test_baresip_answers_our_srtp_offer(tmp_path: Path, suite: str) -> Non
         dialog = Dialog.uac(invite, response)
         ua.stack.send_stateless(dialog.ack(invite, ua.stack.via("UDP")), target)
         await asyncio.to_thread(bob.wait_event, "CALL_ESTABLISHED")
-        heard = await send_and_listen(ep, 2.0)
+        # SRTCP to baresip: it reports each SR it accepts (CALL_RTCP); a plain one it must drop
+        ep.rtcp_remote = (negotiated.remote_address, negotiated.remote_rtcp_port)
+        heard = await send_and_listen(ep, 1.0)
+        assert ep.receiver is not None and ep.rtcp_transport is not None
+        report = (report_block(ep.receiver, asyncio.get_running_loop().time()),)
+        sr = build_compound([sender_report(ep.sender, time.time(), ep.sender.timestamp, report)])
+        ep.rtcp_transport.sendto(sr, ep.rtcp_remote)  # plain RTCP, around our context
+        heard += await send_and_listen(ep, 0.5)
+        ep.send_rtcp(sr)  # the same report as SRTCP
+        heard += await send_and_listen(ep, 0.5)
+        if suite == "AES_CM_128_HMAC_SHA1_32":
+            # RFC 3711 §5.2: SRTCP's HMAC-SHA1 tag is never shorter than 80 bits, and libsrtp (so
+            # PJSIP and we) send 80. libre 1.1 cuts it to the suite's 32 for SRTCP too, so it
+            # refuses ours but takes the same packet with the tag cut to its first 4 bytes.
+            assert bob.events("CALL_RTCP") == []
+            assert ep.srtp is not None
+            protected = ep.srtp.protect_rtcp(sr)
+            assert protected is not None
+            ep.rtcp_transport.sendto(protected[:-6], ep.rtcp_remote)
+            heard += await send_and_listen(ep, 0.5)
+        assert len(bob.events("CALL_RTCP")) == 1, "baresip took plain RTCP or refused our SRTCP"
         during_call = snapshot(ep)
         bye = await ua.stack.request(dialog.bye(ua.stack.via("UDP")), target)
         assert bye.status == 200
