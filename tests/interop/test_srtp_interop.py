@@ -1,12 +1,14 @@
-"""SRTP with SDES keys against PJSIP (pjsua2), at the media level.
+"""SRTP with SDES keys against PJSIP (pjsua2) and baresip, at the media level.
 
 No call engine here: a small SIP user agent built in the test from Voxswitch's own sip/ pieces
 (SipStack, Dialog, sdp) places or takes one call, and the media runs through an `RtpEndpoint` with
-the `SrtpContext` that `voxswitch.media.srtp` builds from the offer/answer. PJSIP runs with
-`srtp="mandatory"` (RTP/SAVP only), so a call in which its tone reaches us decoded and ours is
-heard in its recording proves both keys: we unprotect what PJSIP protected with the key its SDP
-gave us, and PJSIP unprotects what we protected with the key ours gave it. The tones differ per
-direction (PJSIP plays 440 Hz, we send 1000 Hz) so neither check can pass on an echo.
+the `SrtpContext` that `voxswitch.media.srtp` builds from the offer/answer. The peers run with
+SRTP mandatory (RTP/SAVP only), so a call in which the peer's tone reaches us decoded and ours is
+heard in its recording proves both keys: we unprotect what the peer protected with the key its SDP
+gave us, and it unprotects what we protected with the key ours gave it. The tones differ per
+direction (the peer plays 440 Hz, we send 1000 Hz) so neither check can pass on an echo. PJSIP
+covers the AES_CM suites both as answerer and as offerer (and its SRTCP), baresip the AEAD ones
+too (and our SRTCP).
 """
 
 from __future__ import annotations
