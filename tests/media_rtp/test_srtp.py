@@ -59,6 +59,9 @@ def crypto_line(suite: str, master: bytes, tag: int = 1, tail: str = "", params:
     return sdp.Crypto.parse(f"{tag} {suite} inline:{key}{tail}{(' ' + params) if params else ''}")
 
 
+SUITE_80 = "AES_CM_128_HMAC_SHA1_80"
+
+
 def pair(suite: str = "AES_CM_128_HMAC_SHA1_80") -> tuple[SrtpContext, SrtpContext]:
     """Two ends of one SRTP call: each protects with its own key and unprotects with the other's."""
     a, b = make_crypto(suite, 1), make_crypto(suite, 1)
@@ -322,3 +325,24 @@ def test_context_for_an_offer_answer_outcome() -> None:
     assert context_for(negotiated(None, None)) is None and context_for(None) is None
     with pytest.raises(SrtpError, match="our key is"):
         context_for(negotiated(make_crypto("AES_CM_128_HMAC_SHA1_32", 1), make_crypto("AEAD_AES_128_GCM", 1)))
+
+
+def test_a_rekey_of_one_direction_keeps_the_other_directions_rollover_counter() -> None:
+    """After a re-INVITE that changes only our key, the peer's stream must go on across its ROC."""
+    ours, theirs = make_crypto(SUITE_80, 1), make_crypto(SUITE_80, 1)
+    us, peer = SrtpContext(ours, theirs), SrtpContext(theirs, ours)
+    source = RtpSender(0, sequence=65530)  # the peer's sequence numbers wrap: ROC 0 -> 1
+    for packet in rtp_packets(10, source):
+        assert us.unprotect_rtp(peer.protect_rtp(packet) or b"") == packet
+    new_ours = make_crypto(SUITE_80, 1)
+    rekeyed = context_for(negotiated(new_ours, theirs), us)
+    assert rekeyed is not None and rekeyed is not us
+    for packet in rtp_packets(5, source):  # ROC 1 now; a fresh inbound session would assume 0
+        assert rekeyed.unprotect_rtp(peer.protect_rtp(packet) or b"") == packet
+    fresh = SrtpContext(new_ours, theirs)
+    assert fresh.unprotect_rtp(peer.protect_rtp(rtp_packets(1, source)[0]) or b"") is None
+    # our side restarts under the new key, which the peer learns from the new answer
+    peer_after = SrtpContext(theirs, new_ours)
+    packet = rtp_packets(1)[0]
+    assert peer_after.unprotect_rtp(rekeyed.protect_rtp(packet) or b"") == packet
+    assert rekeyed.stats is us.stats and rekeyed.stats.unprotected == 15  # the leg's counters go on

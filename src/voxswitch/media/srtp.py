@@ -30,7 +30,7 @@ import base64
 import binascii
 import re
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import InitVar, asdict, dataclass, field
 
 import pylibsrtp
 
@@ -226,26 +226,40 @@ class SrtpContext:
     """One leg's SRTP state: ``local`` is our line (we protect with it), ``remote`` the peer's.
 
     Build it with :func:`context_for` from the offer/answer outcome; give it to the leg's
-    ``RtpEndpoint.srtp`` before the first packet can arrive.
+    ``RtpEndpoint.srtp`` before the first packet can arrive. With ``previous`` (the leg's context
+    before a re-INVITE), a direction whose key did not change keeps its libsrtp session: its
+    rollover counter and replay window go on (RFC 3711 §3.3.1), and our sender never starts a
+    key's packet index over, which would repeat keystream.
     """
 
     local: sdp.Crypto
     remote: sdp.Crypto
     stats: SrtpStats = field(default_factory=SrtpStats)
+    previous: InitVar[SrtpContext | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, previous: SrtpContext | None) -> None:
         mine, theirs = parse_key(self.local), parse_key(self.remote)
         if mine.suite is not theirs.suite:
             raise SrtpError(f"our key is {mine.suite.name} but the peer's is {theirs.suite.name}")
         if mine.mki is not None or mine.lifetime is not None:
             raise SrtpError("our own keys carry no MKI or lifetime")
         self.suite = mine.suite
-        self._tx = _session(mine, pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
-        self._rx = _session(theirs, pylibsrtp.Policy.SSRC_ANY_INBOUND)
+        self._tx_key = (mine.suite.name, mine.master)
+        self._rx_key = (theirs.suite.name, theirs.master, theirs.mki, theirs.window)
+        if previous is not None and previous._tx_key == self._tx_key:
+            self._tx = previous._tx
+        else:
+            self._tx = _session(mine, pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
         self._mki = theirs.mki
-        self._budget = theirs.lifetime  # RFC 4568 §6.1: packets the peer's key may still protect
-        self._rtcp_budget = theirs.lifetime
-        self._keys = (mine.master, theirs.master, theirs.suite.name)
+        if previous is not None and previous._rx_key == self._rx_key:
+            self._rx = previous._rx
+            self._budget, self._rtcp_budget = previous._budget, previous._rtcp_budget
+        else:
+            self._rx = _session(theirs, pylibsrtp.Policy.SSRC_ANY_INBOUND)
+            self._budget = theirs.lifetime  # RFC 4568 §6.1: packets the peer's key may still protect
+            self._rtcp_budget = theirs.lifetime
+        if previous is not None:
+            self.stats = previous.stats
 
     def same_keys(self, local: sdp.Crypto | None, remote: sdp.Crypto | None) -> bool:
         """Whether a new offer/answer kept both keys, so this context (and its ROC) stays (§7.1.4)."""
@@ -255,7 +269,12 @@ class SrtpContext:
             mine, theirs = parse_key(local), parse_key(remote)
         except SrtpError:
             return False
-        return (mine.master, theirs.master, theirs.suite.name) == self._keys
+        return (mine.suite.name, mine.master) == self._tx_key and (
+            theirs.suite.name,
+            theirs.master,
+            theirs.mki,
+            theirs.window,
+        ) == self._rx_key
 
     # sending -------------------------------------------------------------------------------------
 
@@ -348,11 +367,12 @@ class SrtpContext:
 
 def context_for(negotiated: sdp.Negotiated | None, current: SrtpContext | None = None) -> SrtpContext | None:
     """The context an offer/answer outcome calls for: None for plain RTP, ``current`` when the
-    keys did not change (a re-INVITE that keeps them must keep the rollover counter, RFC 4568
-    §7.1.4), else a new one. Raises :class:`SrtpError` if the agreed lines cannot be honoured.
+    keys did not change (RFC 4568 §7.1.4: a re-INVITE may keep them), else a new one that keeps
+    ``current``'s session for a direction whose key stayed. Raises :class:`SrtpError` if the
+    agreed lines cannot be honoured.
     """
     if negotiated is None or negotiated.remote_crypto is None or negotiated.local_crypto is None:
         return None
     if current is not None and current.same_keys(negotiated.local_crypto, negotiated.remote_crypto):
         return current
-    return SrtpContext(negotiated.local_crypto, negotiated.remote_crypto)
+    return SrtpContext(negotiated.local_crypto, negotiated.remote_crypto, previous=current)
