@@ -133,3 +133,14 @@ def test_our_key_for_the_answer_is_fresh_each_time() -> None:
     incoming = offer(("RTP/SAVP", [GOOD_80]))
     a, b = plan_answer("offer", incoming).crypto[0], plan_answer("offer", incoming).crypto[0]
     assert a.key_params != b.key_params and a.suite == b.suite == make_crypto(a.suite, 1).suite
+
+
+def test_a_reinvite_answer_keeps_our_key_and_so_the_context() -> None:
+    incoming = offer(("RTP/SAVP", [GOOD_80]))
+    first = answered(plan_answer("offer", incoming), incoming)
+    context = context_for(first)
+    again = answered(plan_answer("offer", incoming, keep=first.local_crypto), incoming)
+    assert again.local_crypto == first.local_crypto and context_for(again, context) is context
+    other_suite = offer(("RTP/SAVP", [GOOD_32]))
+    plan = plan_answer("offer", other_suite, keep=first.local_crypto)
+    assert plan.crypto[0].suite == "AES_CM_128_HMAC_SHA1_32"  # a new suite needs a new key

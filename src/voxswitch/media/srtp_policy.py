@@ -98,8 +98,18 @@ def _honourable_suite(streams: list[sdp.Media], ours: tuple[str, ...]) -> tuple[
     return None, reasons
 
 
-def plan_answer(mode: SrtpMode | str, offer: sdp.SessionDescription, suites: Sequence[str] = ()) -> AnswerPlan:
-    """Turn the setting and an incoming offer into our ``LocalMedia.crypto`` and a verdict."""
+def plan_answer(
+    mode: SrtpMode | str,
+    offer: sdp.SessionDescription,
+    suites: Sequence[str] = (),
+    *,
+    keep: sdp.Crypto | None = None,
+) -> AnswerPlan:
+    """Turn the setting and an incoming offer into our ``LocalMedia.crypto`` and a verdict.
+
+    ``keep`` is our line from the session's last offer/answer: answering a re-INVITE with it when
+    the suite stays lets the leg keep its SRTP context (RFC 4568 §7.1.4); else a fresh key is made.
+    """
     mode = SrtpMode(mode)
     streams = _audio(offer)
     plain = any(m.proto == "RTP/AVP" for m in streams)
@@ -119,4 +129,5 @@ def plan_answer(mode: SrtpMode | str, offer: sdp.SessionDescription, suites: Seq
             return AnswerPlan(require_crypto=require, refusal=why)
         return AnswerPlan()  # offer mode: answer the plain stream
     # sdp.answer gives our line the offer's tag (RFC 4568 §7.1.2); 1 is a placeholder.
-    return AnswerPlan(crypto=(make_crypto(suite, 1),), require_crypto=require)
+    ours = keep if keep is not None and keep.suite == suite else make_crypto(suite, 1)
+    return AnswerPlan(crypto=(ours,), require_crypto=require)
