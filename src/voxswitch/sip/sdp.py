@@ -656,7 +656,7 @@ class LocalMedia:
     ptime: int | None = 20
     rtcp_mux: bool = False
     crypto: tuple[Crypto, ...] = ()  # our SDES keys: offer RTP/SAVP, and accept it when answering
-    require_crypto: bool = False  # answering: refuse RTP/AVP streams, only SRTP will do (RFC 4568 §7.1.2)
+    require_crypto: bool = False  # answering: never accept an RTP/AVP stream, only RTP/SAVP will do
     single_codec: bool = True  # answer one codec (+ telephone-event) so no re-offer is needed
     prefer_remote: bool = False  # pick by the offerer's order instead of ours
 
