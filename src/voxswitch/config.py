@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The SDES suites voxswitch.media.srtp implements (named here so reading the settings does not load
+# libsrtp; a test keeps the two lists equal).
+SRTP_SUITES = ("AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32", "AEAD_AES_128_GCM", "AEAD_AES_256_GCM")
 
 
 def _env(*names: str) -> AliasChoices:
@@ -91,6 +95,13 @@ class Settings(BaseSettings):
     ring_timeout_seconds: float = Field(default=30.0, gt=0)  # how long `dial` rings before giving up
     timezone: str = "UTC"  # the PBX's local time: route time windows and daily call limits use it
     moh_file: Path | None = None  # a WAV for music on hold; the built-in chords otherwise
+    # SRTP with SDES keys (RFC 4568), voxswitch.media.srtp_policy: "off" offers and takes plain RTP
+    # only; "offer" offers RTP/SAVP and answers an offer as it comes; "require" refuses plain
+    # offers with 488. `srtp_fallback`: after a 488/606 to our RTP/SAVP offer in "offer" mode, place
+    # the call again with plain RTP (off by default: a refused SRTP offer fails the call).
+    srtp: Literal["off", "offer", "require"] = "off"
+    srtp_fallback: bool = False
+    srtp_suites: list[str] = Field(default_factory=list)  # what we offer, best first; empty: the default list
     sip_trunk_ip: str | None = Field(default=None, validation_alias=_env("VOXSWITCH_SIP_TRUNK_IP", "SIP_TRUNK_IP"))
     sip_trunk_port: int = Field(
         default=5060, ge=1, le=65535, validation_alias=_env("VOXSWITCH_SIP_TRUNK_PORT", "SIP_TRUNK_PORT")
@@ -146,6 +157,19 @@ class Settings(BaseSettings):
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"timezone {v!r} is not an IANA time zone (e.g. Europe/Paris)") from None
+        return v
+
+    @field_validator("srtp", mode="before")
+    @classmethod
+    def _srtp_mode(cls, v: Any) -> Any:
+        return v.strip().lower() if isinstance(v, str) else v
+
+    @field_validator("srtp_suites")
+    @classmethod
+    def _srtp_suites(cls, v: list[str]) -> list[str]:
+        unknown = [s for s in v if s not in SRTP_SUITES]
+        if unknown:
+            raise ValueError(f"unsupported SRTP suites {unknown}; supported: {', '.join(SRTP_SUITES)}")
         return v
 
     @field_validator("log_level")

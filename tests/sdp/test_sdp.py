@@ -480,6 +480,21 @@ def test_srtp_answer_uses_the_offers_tag_and_our_key() -> None:
         answer(offer, local(), session_id=1)
 
 
+def test_require_crypto_refuses_plain_streams_even_when_they_come_first() -> None:
+    ours = Crypto(1, SUITE_80, (KeyParam("inline", "b3Vya2V5b3Vya2V5b3Vya2V5b3Vya2V5b3Vy"),))
+    theirs = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:dGhlaXJrZXkxdGhlaXJrZXkxdGhlaXJrZXkx"
+    two = offer_with() + offer_with(extra=theirs, proto="RTP/SAVP").split("t=0 0\r\n", 1)[1]
+    offer = parse(two)
+    assert [m.proto for m in offer.media] == ["RTP/AVP", "RTP/SAVP"]
+    sdp, neg = answer(offer, local(crypto=(ours,)), session_id=1)
+    assert neg is not None and neg.media_index == 0 and neg.remote_crypto is None  # plain first is fine
+    sdp, neg = answer(offer, local(crypto=(ours,), require_crypto=True), session_id=1)
+    assert neg is not None and neg.media_index == 1 and neg.remote_crypto is not None
+    assert sdp.media[0].port == 0 and sdp.media[1].proto == "RTP/SAVP"
+    with pytest.raises(NegotiationError):
+        answer(parse(offer_with()), local(crypto=(ours,), require_crypto=True), session_id=1)
+
+
 def test_srtp_end_to_end() -> None:
     alice_key = Crypto(1, SUITE_80, (KeyParam("inline", "YWxpY2VhbGljZWFsaWNlYWxpY2VhbGljZWFs"),))
     bob_key = Crypto(1, SUITE_80, (KeyParam("inline", "Ym9iYm9iYm9iYm9iYm9iYm9iYm9iYm9iYm9i"),))

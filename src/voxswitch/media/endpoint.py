@@ -6,6 +6,13 @@ answered where they really are), update the RFC 3550 receiver state, then either
 untouched to the bridged leg (same codec on both sides) or give it to the consumer (decoding,
 DTMF, recording). That is a few attribute updates per packet, as the 500-calls-per-core budget
 requires. RTCP arrives on the next port and only feeds statistics.
+
+SRTP (RFC 3711 with SDES keys, `voxswitch.media.srtp`) is one optional `srtp` context per leg: what
+arrives is unprotected before anything else reads it, so a packet that fails authentication or the
+replay check is dropped and counted there and never moves the latch, the statistics or a consumer;
+what leaves through `send_raw`/`send_rtcp` is protected last. A relay between two legs therefore
+unprotects with one leg's context and protects with the other's. Without a context the only cost
+is one `None` test per packet each way.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from voxswitch.media.rtp import Latch, RtpReceiver, RtpSender
+from voxswitch.media.srtp import SrtpContext
 
 _HEADER = struct.Struct("!BBHII")
 Address = tuple[Any, ...]
@@ -37,6 +45,10 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         self.consume_while_relaying = False  # a relayed leg that is also recorded or transcoded
         self.rtcp_consumer: Callable[[bytes], None] | None = None
         self.sending = True  # False while the peer holds us (it asked for sendonly/inactive)
+        # SRTP for this leg's peer; None is plain RTP. Install it before the peer can send (see
+        # voxswitch.media.srtp.context_for): from then on unauthenticated packets are dropped.
+        self.srtp: SrtpContext | None = None
+        self.rtcp_in = 0  # RTCP packets accepted (authenticated, when SRTP)
         self.transport: asyncio.DatagramTransport | None = None
         self.rtcp_transport: asyncio.DatagramTransport | None = None
         self.local_port = 0
@@ -71,6 +83,12 @@ class RtpEndpoint(asyncio.DatagramProtocol):
     # receiving (the hot path) ----------------------------------------------------------------------
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
+        srtp = self.srtp
+        if srtp is not None:
+            plain = srtp.unprotect_rtp(data)
+            if plain is None:
+                return  # failed authentication or replay: counted in srtp.stats, latch untouched
+            data = plain
         if len(data) < 12 or data[0] >> 6 != 2:
             return  # not RTP version 2
         _, m_pt, seq, ts, ssrc = _HEADER.unpack_from(data)
@@ -104,8 +122,29 @@ class RtpEndpoint(asyncio.DatagramProtocol):
 
     def send_raw(self, data: bytes) -> None:
         if self.transport is not None and self.remote is not None and self.sending:
+            srtp = self.srtp
+            if srtp is not None:
+                protected = srtp.protect_rtp(data)
+                if protected is None:
+                    return  # counted in srtp.stats.send_failures
+                data = protected
             self.transport.sendto(data, self.remote)
             self.packets_out += 1
+
+    def send_rtcp(self, data: bytes) -> None:
+        """One RTCP compound packet to the peer's RTCP address, protected when the leg is SRTP."""
+        if self.rtcp_transport is None or self.remote is None:
+            return
+        if self.srtp is not None:
+            protected = self.srtp.protect_rtcp(data)
+            if protected is None:
+                return
+            data = protected
+        target = self.remote_rtcp or (self.remote[0], self.remote[1] + 1)  # RFC 3550 §11
+        try:
+            self.rtcp_transport.sendto(data, target)
+        except OSError:
+            pass
 
     def send_payload(self, payload: bytes, samples: int) -> None:
         """One packet of our own audio (a player, TTS, a mixer) in this leg's stream."""
@@ -127,6 +166,13 @@ class _Rtcp(asyncio.DatagramProtocol):
         self.reports = 0
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
+        owner = self.owner
+        if owner.srtp is not None:
+            plain = owner.srtp.unprotect_rtcp(data)
+            if plain is None:
+                return  # SRTCP that fails authentication or replay: counted, not our peer's
+            data = plain
         self.reports += 1
-        if self.owner.rtcp_consumer is not None:
-            self.owner.rtcp_consumer(data)
+        owner.rtcp_in += 1
+        if owner.rtcp_consumer is not None:
+            owner.rtcp_consumer(data)

@@ -371,7 +371,6 @@ class MediaSession:
         ep = self.endpoint
         if ep.rtcp_transport is None or ep.remote is None:
             return
-        target = ep.remote_rtcp or (ep.remote[0], ep.remote[1] + 1)
         loop_now = asyncio.get_running_loop().time()
         blocks = (rtcp.report_block(ep.receiver, loop_now),) if ep.receiver is not None else ()
         packet: rtcp.SenderReport | rtcp.ReceiverReport
@@ -382,10 +381,7 @@ class MediaSession:
         parts: list[rtcp.RtcpPacket] = [packet, rtcp.SourceDescription.cname(ep.sender.ssrc, "voxswitch")]
         if bye:
             parts.append(rtcp.Bye((ep.sender.ssrc,)))
-        try:
-            ep.rtcp_transport.sendto(rtcp.build_compound(parts), target)
-        except OSError:
-            pass
+        ep.send_rtcp(rtcp.build_compound(parts))  # to a=rtcp or RTP + 1; SRTCP on an SRTP leg
 
     def stats(self) -> MediaStats:
         ep = self.endpoint

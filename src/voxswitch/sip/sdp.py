@@ -656,6 +656,7 @@ class LocalMedia:
     ptime: int | None = 20
     rtcp_mux: bool = False
     crypto: tuple[Crypto, ...] = ()  # our SDES keys: offer RTP/SAVP, and accept it when answering
+    require_crypto: bool = False  # answering: never accept an RTP/AVP stream, only RTP/SAVP will do
     single_codec: bool = True  # answer one codec (+ telephone-event) so no re-offer is needed
     prefer_remote: bool = False  # pick by the offerer's order instead of ours
 
@@ -841,6 +842,8 @@ def answer(
 
 def _accept(offer: SessionDescription, index: int, m: Media, local: LocalMedia) -> tuple[Media, Negotiated] | None:
     remote_crypto = local_crypto = None
+    if m.proto == "RTP/AVP" and local.require_crypto:
+        return None
     if m.proto == "RTP/SAVP":
         pairs = [(theirs, mine) for theirs in m.crypto for mine in local.crypto if theirs.suite == mine.suite]
         if not pairs:
