@@ -41,16 +41,25 @@ def session_cpu_ticks(sid: int) -> int:
     return total
 
 
-def core_busy_ticks() -> dict[str, int]:
-    """Busy jiffies per CPU line of /proc/stat (``cpu``, ``cpu0``, ...): everything but idle and iowait."""
-    out: dict[str, int] = {}
+def _cpu_lines() -> dict[str, list[int]]:
+    """/proc/stat's CPU lines (``cpu``, ``cpu0``, ...): user nice system idle iowait irq softirq steal ..."""
+    out: dict[str, list[int]] = {}
     for line in Path("/proc/stat").read_text().splitlines():
         if not line.startswith("cpu"):
             break
         name, *values = line.split()
-        v = [int(x) for x in values]
-        out[name] = sum(v[:8]) - v[3] - v[4]  # user nice system idle iowait irq softirq steal
+        out[name] = [int(x) for x in values] + [0] * (8 - len(values))
     return out
+
+
+def core_busy_ticks() -> dict[str, int]:
+    """Busy jiffies per CPU: everything but idle and iowait."""
+    return {name: sum(v[:8]) - v[3] - v[4] for name, v in _cpu_lines().items()}
+
+
+def core_steal_ticks() -> dict[str, int]:
+    """Jiffies per CPU that the hypervisor ran something else on this vCPU."""
+    return {name: v[7] for name, v in _cpu_lines().items()}
 
 
 def children_cpu_seconds() -> float:

@@ -77,11 +77,16 @@ class Server:
         self.workdir = workdir / self.name
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.cpu = cpu
+        #: SCHED_FIFO priority to run at (chrt), or None for the default scheduler. On a shared
+        #: machine it keeps other work from taking the server's core while the server has work.
+        self.realtime: int | None = None
         self.sip_port = ports.free_sip_port(LOOPBACK)
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = self.workdir / f"{self.name}.log"
 
     def pin(self, argv: list[str]) -> list[str]:
+        if self.realtime is not None:
+            argv = ["chrt", "--fifo", str(self.realtime), *argv]
         return ["taskset", "-c", self.cpu, *argv] if self.cpu is not None else argv
 
     @property

@@ -22,7 +22,6 @@ import csv
 import dataclasses
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -46,6 +45,14 @@ from benchmarks.harness.profiling import (  # noqa: E402
     py_spy,
     start_py_spy,
     summarise_profile,
+)
+from benchmarks.harness.report import (  # noqa: E402
+    add_core_options,
+    finish_run,
+    load_line,
+    markdown_table,
+    resolve_cores,
+    save_figure,
 )
 from benchmarks.harness.servers import LOOPBACK, Kamailio, Server, Voxswitch, say  # noqa: E402
 from tests.peers.sipp import SippConfig, SippProcess, SippResult  # noqa: E402
@@ -416,10 +423,7 @@ def table(results: dict[str, dict[str, dict[str, object]]], scenarios: Sequence[
                 eff,
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
+    return markdown_table(rows)
 
 
 def chart(
@@ -496,12 +500,9 @@ def chart(
         ax.set_ylabel("achieved (calls/s)")
         ax.set_title(f"{s.upper()}: offered vs achieved per step")
         ax.legend(fontsize=7)
-    fig.suptitle(
-        f"SIP transactions, one core each -- {info['cpu_model']}, {info['nproc']} CPUs, {info['date']}", fontsize=9
+    save_figure(
+        fig, path, f"SIP transactions, one core each -- {info['cpu_model']}, {info['nproc']} CPUs, {info['date']}"
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
     return True
 
 
@@ -520,8 +521,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-rate", type=float, default=64000.0, help="stop climbing here (default 64000)")
     p.add_argument("--keep-up", type=float, default=0.95, help="achieved/offered a clean step needs (default 0.95)")
     p.add_argument("--max-retransmissions", type=int, default=0, help="retransmissions a clean step may have (0)")
-    p.add_argument("--server-cpu", default="0", help="core for the server under test ('' to not pin)")
-    p.add_argument("--client-cpu", default="1", help="core for SIPp and py-spy ('' to not pin)")
+    add_core_options(p, "SIPp and py-spy")
     p.add_argument("--no-profile", dest="profile", action="store_false", help="skip the py-spy profile")
     p.add_argument("--profile-seconds", type=float, default=10.0, help="py-spy recording length (default 10)")
     p.add_argument(
@@ -548,10 +548,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.step_seconds, args.refine, args.profile_seconds = 2.0, 1, 4.0
-    args.server_cpu = args.server_cpu or None
-    args.client_cpu = args.client_cpu or None
-    if (os.cpu_count() or 1) < 2:
-        args.server_cpu = args.client_cpu = None
+    resolve_cores(args)
     args.servers = [s for s in args.servers.split(",") if s]
     args.scenarios = [s for s in args.scenarios.split(",") if s]
     for s in args.servers:
@@ -633,14 +630,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    info["loadavg_end"] = os.getloadavg()
-    info["minutes"] = round((time.monotonic() - started) / 60, 1)
+    finish_run(info, [s.other_on_server_core for s in bench.steps if s.kind == "ladder"], started, time.monotonic())
     info["versions"] = versions
-    others = [s.other_on_server_core for s in bench.steps if s.other_on_server_core is not None and s.kind == "ladder"]
-    info["other_load_on_server_core"] = {
-        "mean": sum(others) / len(others) if others else None,
-        "max": max(others) if others else None,
-    }
 
     text_table = table(results, args.scenarios)
     limits = "\n".join(
@@ -648,12 +639,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     say("\n" + text_table)
     say("\nWhat stopped each ladder (the first step that was not clean):\n" + limits)
-    load = info["other_load_on_server_core"]
-    say(
-        f"\nLoad average {' '.join(f'{x:.2f}' for x in info['loadavg_start'])} at start, "
-        f"{' '.join(f'{x:.2f}' for x in info['loadavg_end'])} at end; CPU used by others on the servers' core "
-        f"during steps: mean {load['mean'] or 0:.0%}, max {load['max'] or 0:.0%}. {info['minutes']} min."
-    )
+    say("\n" + load_line(info))
     if profile is not None:
         say(
             "\n"
