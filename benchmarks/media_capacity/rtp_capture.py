@@ -68,28 +68,12 @@ class CaptureStats:
 class Capture:
     """tcpdump on `lo` for the RTP that passes through one relay's port range, into `path`."""
 
-    def __init__(
-        self,
-        path: Path,
-        port_min: int,
-        port_max: int,
-        cpu: str | None,
-        *,
-        sample: int = 1,
-        buffer_kib: int = 262_144,
-    ) -> None:
+    def __init__(self, path: Path, port_min: int, port_max: int, cpu: str | None, buffer_kib: int = 262_144) -> None:
         self.path = path
         self.stats = CaptureStats()
         # Only whole 172-byte G.711 packets (len: the frame on lo, 14-byte Ethernet header included),
         # so every record has the same length and numpy can read the file in one go.
         expression = f"udp and portrange {port_min}-{port_max} and len = {SNAPLEN + 160}"
-        if sample > 1:
-            # One stream in `sample` (a power of two), chosen by SSRC -- 8 bytes into the UDP
-            # payload, the same on the way in and out -- so that the kernel copies fewer packets
-            # into the ring, a cost paid on the relay's core for the packets it sends.
-            if sample & (sample - 1):
-                raise ValueError("sample must be a power of two")
-            expression += f" and udp[16:4] & {sample - 1} = 0"
         argv = [
             "tcpdump", "-i", "lo", "-n", "-q", "-Z", "root", "-B", str(buffer_kib), "-s", str(SNAPLEN),
             "--time-stamp-precision", "nano", "-w", str(path), expression,

@@ -231,6 +231,13 @@ class Level:
     backlog_drops: int = 0
     passed: bool = False
     reason: str = ""
+    attempt: int = 1
+
+    @property
+    def may_retry(self) -> bool:
+        """A failure that another try may not repeat: the relay had CPU to spare, so a stall from
+        other work on this shared machine is as likely a cause as the relay itself."""
+        return not self.passed and self.server_cpu < 0.85 and "load short" not in self.reason
 
     @property
     def server_cpu(self) -> float:
@@ -326,7 +333,7 @@ class Bench:
         )
         caller = self._sipp(config, f"{self.runs:03d}_{relay.name}_{calls}")
         pcap = self.capture_dir / f"{self.runs:03d}_{relay.name}_{calls}.pcap"
-        capture = Capture(pcap, relay.port_min, relay.port_max, args.client_cpu, sample=args.sample)
+        capture = Capture(pcap, relay.port_min, relay.port_max, args.client_cpu)
         core = f"cpu{args.server_cpu}" if args.server_cpu is not None else None
         spies = []
         with caller:
@@ -382,7 +389,7 @@ class Bench:
         if level.failed or level.successful < level.calls:
             problems.append(f"{level.failed} calls failed, {level.calls - level.successful} not completed")
         for label, d in (("caller->callee", level.forward), ("callee->caller", level.backward)):
-            if d.streams < level.calls // self.args.sample:
+            if d.streams < level.calls:
                 problems.append(f"{label}: {d.streams} streams entering")
             if d.streams_relayed < d.streams:
                 problems.append(f"{label}: {d.streams - d.streams_relayed} streams not relayed")
@@ -414,9 +421,13 @@ class Bench:
 
         def step(calls: int, note: str = "") -> bool:
             nonlocal best, worst
-            level = self.run_level(relay, callee, calls)
-            say(f"  [{relay.name}] {level.line()}{note}")
-            time.sleep(self.args.settle)
+            for attempt in range(1, self.args.tries + 1):
+                level = self.run_level(relay, callee, calls)
+                level.attempt = attempt
+                say(f"  [{relay.name}] {level.line()}{note}{f'  (try {attempt})' if attempt > 1 else ''}")
+                time.sleep(self.args.settle)
+                if level.passed or not level.may_retry:
+                    break
             if level.passed:
                 best = level
             else:
@@ -530,13 +541,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hold", type=float, default=20.0, help="seconds measured at each level (default 20)")
     p.add_argument("--settle", type=float, default=3.0, help="seconds after the last call is up (default 3)")
     p.add_argument("--cps", type=float, default=50.0, help="call setup rate while a level builds (default 50)")
-    p.add_argument("--refine", type=int, default=1, help="bisections between the last pass and first fail (1)")
     p.add_argument(
-        "--sample",
+        "--tries",
         type=int,
-        default=1,
-        help="capture one call's streams in N (by SSRC; a power of two): less capture work on the relay's core",
+        default=2,
+        help="runs of a level that failed with CPU to spare before it counts as failed (default 2)",
     )
+    p.add_argument("--refine", type=int, default=1, help="bisections between the last pass and first fail (1)")
     p.add_argument("--rtp-ports", type=int, default=5_000, help="size of each relay's RTP port range")
     p.add_argument("--rtpengine-threads", type=int, default=1, help="rtpengine --num-threads (default 1)")
     p.add_argument(
