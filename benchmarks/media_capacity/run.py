@@ -220,6 +220,7 @@ class Level:
     backward: DirectionReport = field(default_factory=DirectionReport)  # callee -> caller
     capture: CaptureStats = field(default_factory=CaptureStats)
     window: float = 0.0
+    window_start: float = 0.0  # wall clock (time.time()) when the capture began
     packets_per_second: float = 0.0  # entering the relay, both directions
     cpu: dict[str, float] = field(default_factory=dict)  # per server process, share of one core
     server_core_busy: float | None = None
@@ -340,6 +341,7 @@ class Bench:
             time.sleep(setup + args.settle)
             level.calls_up = int(float(parse_stats(caller.files.stats).get("CurrentCall", 0) or 0))
             capture.start()
+            level.window_start = time.time()
             load0 = proc.session_cpu_ticks(caller.proc.pid) + proc.session_cpu_ticks(callee.proc.pid)
             cpu0, busy0, t0 = relay.cpu_ticks(), proc.core_busy_ticks(), time.monotonic()
             steal0 = proc.core_steal_ticks()
@@ -457,6 +459,11 @@ def limit_of(best: Level | None, worst: Level | None, top: int) -> str:
     media = max(worst.cpu.values()) if worst.cpu else 0.0
     if "capture incomplete" in worst.reason or "load short" in worst.reason:
         return f"the measurement at {worst.calls} calls: {worst.reason}"
+    if (worst.steal_on_server_core or 0) >= 0.02:
+        return (
+            f"at {worst.calls} calls, the hypervisor took {worst.steal_on_server_core:.0%} of the relay's core "
+            f"(steal; relay CPU {media:.0%}): {worst.reason}"
+        )
     if media >= 0.85 or (worst.server_core_busy or 0) >= 0.95:
         busy = worst.server_core_busy or 0
         return (
@@ -642,8 +649,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 relay.stop()
                 say(f"  {name} stopped")
     finally:
-        shutil.rmtree(bench.capture_dir, ignore_errors=True)
         if not args.keep:
+            shutil.rmtree(bench.capture_dir, ignore_errors=True)
             shutil.rmtree(workdir, ignore_errors=True)
     finish_run(info, [lv.other_on_server_core for lv in bench.levels], started, time.monotonic())
     info["versions"] = versions
