@@ -565,7 +565,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--voxswitch-route",
         choices=("trunk", "device"),
-        default="device",
+        default="trunk",
         help="how Voxswitch reaches the callee: the SIP trunk (default), or the callee registered as a device",
     )
     p.add_argument("--voxswitch-env", action="append", default=[], metavar="NAME=VALUE")
