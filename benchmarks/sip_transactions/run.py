@@ -20,25 +20,14 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import datetime as dt
 import hashlib
 import json
-import os
-import platform
-import re
-import resource
-import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
-import urllib.request
-import uuid
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,16 +37,29 @@ REPO = HERE.parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.peers import ports, processes  # noqa: E402
+from benchmarks.harness.machine import machine  # noqa: E402
+from benchmarks.harness.proc import TICKS, children_cpu_seconds, core_busy_ticks  # noqa: E402
+from benchmarks.harness.profiling import (  # noqa: E402
+    finish_py_spy,
+    profile_text,
+    py_spy,
+    start_py_spy,
+    summarise_profile,
+)
+from benchmarks.harness.report import (  # noqa: E402
+    add_core_options,
+    finish_run,
+    load_line,
+    markdown_table,
+    resolve_cores,
+    save_figure,
+)
+from benchmarks.harness.servers import LOOPBACK, Kamailio, Server, Voxswitch, say  # noqa: E402
 from tests.peers.sipp import SippConfig, SippProcess, SippResult  # noqa: E402
 
-LOOPBACK = "127.0.0.1"
 REALM = "voxswitch"
-KAMAILIO_MODULES = "/usr/lib/x86_64-linux-gnu/kamailio/modules/"
 SCENARIOS = {"options": HERE / "options.xml", "register": HERE / "register_digest.xml"}
 SERVERS = ("voxswitch", "kamailio")
-TICKS = os.sysconf("SC_CLK_TCK")
-VENV_BIN = Path(sys.executable).parent
 
 
 def _rmem_max() -> int:
@@ -70,10 +72,6 @@ def _rmem_max() -> int:
 SIPP_BUFFER = max(65_535, min(_rmem_max(), 8 * 1024 * 1024))
 
 
-def say(message: str) -> None:
-    print(message, flush=True)
-
-
 def password_of(user: str) -> str:
     return f"secret-{user}"
 
@@ -83,254 +81,27 @@ def md5_ha1(user: str, realm: str, password: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------
-# CPU accounting from /proc
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # comm is in parentheses and may hold spaces: split after the last ')'. Fields from state on.
-    return text[text.rindex(")") + 2 :].split()
-
-
-def session_cpu_ticks(sid: int) -> int:
-    """utime + stime of every process in session ``sid`` (a server and the workers it forked)."""
-    total = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        f = _stat_fields(int(entry.name))
-        # After comm: state(0) ppid(1) pgrp(2) session(3) ... utime(11) stime(12)
-        if f is not None and int(f[3]) == sid:
-            total += int(f[11]) + int(f[12])
-    return total
-
-
-def core_busy_ticks() -> dict[str, int]:
-    """Busy jiffies per CPU line of /proc/stat (``cpu``, ``cpu0``, ...): everything but idle and iowait."""
-    out: dict[str, int] = {}
-    for line in Path("/proc/stat").read_text().splitlines():
-        if not line.startswith("cpu"):
-            break
-        name, *values = line.split()
-        v = [int(x) for x in values]
-        out[name] = sum(v[:8]) - v[3] - v[4]  # user nice system idle iowait irq softirq steal
-    return out
-
-
-def children_cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
-# ------------------------------------------------------------------------------------------------
-# SIP helpers
-
-
-def sip_options_ping(port: int, timeout: float = 0.3) -> bool:
-    """Send one OPTIONS over UDP to 127.0.0.1:port; True when a 200 comes back."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((LOOPBACK, 0))
-        s.settimeout(timeout)
-        local = s.getsockname()[1]
-        branch = "z9hG4bK" + uuid.uuid4().hex
-        msg = (
-            f"OPTIONS sip:ping@{LOOPBACK}:{port} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP {LOOPBACK}:{local};branch={branch}\r\n"
-            f"From: <sip:bench@{LOOPBACK}>;tag={uuid.uuid4().hex[:8]}\r\n"
-            f"To: <sip:ping@{LOOPBACK}:{port}>\r\n"
-            f"Call-ID: {uuid.uuid4().hex}@bench\r\n"
-            "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-        )
-        s.sendto(msg.encode(), (LOOPBACK, port))
-        try:
-            data, _ = s.recvfrom(65535)
-        except TimeoutError:
-            return False
-        return data.startswith(b"SIP/2.0 200")
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str, alive: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not alive():
-            raise RuntimeError(f"{what}: the process exited")
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{what}: not ready within {timeout:.0f}s")
-
-
-# ------------------------------------------------------------------------------------------------
-# The servers
-
-
-class Server:
-    name = ""
-
-    def __init__(self, workdir: Path, users: Sequence[str], cpu: str | None) -> None:
-        self.workdir = workdir / self.name
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.users = users
-        self.cpu = cpu
-        self.sip_port = ports.free_sip_port(LOOPBACK)
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = self.workdir / f"{self.name}.log"
-
-    def pin(self, argv: list[str]) -> list[str]:
-        return ["taskset", "-c", self.cpu, *argv] if self.cpu is not None else argv
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def cpu_ticks(self) -> int:
-        return session_cpu_ticks(self.pid)
-
-    def spawn(self, argv: list[str], env: dict[str, str] | None = None) -> None:
-        with self.log.open("wb") as out:
-            self.proc = processes.spawn(
-                self.pin(argv), cwd=self.workdir, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out
-            )
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            processes.stop(self.proc, [(signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)])
-        ports.release(self.sip_port)
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def version(self) -> str:
-        raise NotImplementedError
-
-    def start(self) -> None:
-        raise NotImplementedError
-
-
-class Voxswitch(Server):
-    name = "voxswitch"
-
-    def __init__(
-        self, workdir: Path, users: Sequence[str], cpu: str | None, extra_env: dict[str, str], command: str | None
-    ) -> None:
-        super().__init__(workdir, users, cpu)
-        self.command = command
-        self.data_dir = self.workdir / "data"
-        self.http_port = ports.free_tcp_port(LOOPBACK)
-        self.tls_port = ports.free_tcp_port(LOOPBACK)
-        self.env = {
-            **os.environ,
-            "VOXSWITCH_DATA_DIR": str(self.data_dir),
-            "VOXSWITCH_HTTP_HOST": LOOPBACK,
-            "VOXSWITCH_HTTP_PORT": str(self.http_port),
-            "VOXSWITCH_SIP_HOST": LOOPBACK,
-            "VOXSWITCH_SIP_PORT": str(self.sip_port),
-            "VOXSWITCH_SIP_TLS_PORT": str(self.tls_port),
-            "VOXSWITCH_SIP_REALM": REALM,
-            # SIPp 3.6 answers only the first challenge and knows only MD5.
-            "VOXSWITCH_SIP_DIGEST_ALGORITHMS": '["MD5"]',
-            "VOXSWITCH_RATE_LIMITS_ENABLED": "false",
-            # Every call comes from 127.0.0.1: an overloaded step must not get the next ones banned.
-            "VOXSWITCH_SIP_BAN_AFTER": "1000000000",
-            "VOXSWITCH_LOG_LEVEL": "WARNING",
-            **extra_env,
-        }
-
-    def version(self) -> str:
-        from importlib.metadata import version
-
-        return version("voxswitch")
-
-    def _create_devices(self) -> None:
-        """The SIP accounts, made through DeviceService (as `voxswitch device add` does), in one process."""
-        script = textwrap.dedent(
-            """
-            import asyncio, sys
-            from voxswitch.api.state import AppState
-            from voxswitch.config import Settings
-            from voxswitch.store.migrate import upgrade
-
-            async def main() -> None:
-                settings = Settings()
-                settings.data_dir.mkdir(parents=True, exist_ok=True)
-                state = AppState.build(settings)
-                try:
-                    await upgrade(state.db)
-                    for user in sys.argv[1:]:
-                        await state.devices.create(name=f"bench {user}", username=user, password=f"secret-{user}")
-                finally:
-                    await state.db.dispose()
-
-            asyncio.run(main())
-            """
-        )
-        subprocess.run([sys.executable, "-c", script, *self.users], env=self.env, check=True, timeout=120)
-
-    def start(self) -> None:
-        self._create_devices()
-        voxswitch = shutil.which("voxswitch", path=str(VENV_BIN)) or str(VENV_BIN / "voxswitch")
-        self.spawn(shlex.split(self.command) if self.command else [voxswitch, "serve"], env=self.env)
-
-        def healthy() -> bool:
-            with urllib.request.urlopen(f"http://{LOOPBACK}:{self.http_port}/health", timeout=1) as r:
-                return r.status == 200
-
-        wait_until(healthy, 60, "voxswitch /health", self.alive)
-        wait_until(lambda: sip_options_ping(self.sip_port), 20, "voxswitch SIP", self.alive)
-
+# The servers (benchmarks/harness/servers.py), with this benchmark's accounts
 
 KAMAILIO_TEMPLATE = HERE / "kamailio.cfg.template"
 
 
-class Kamailio(Server):
-    name = "kamailio"
+def voxswitch_server(
+    workdir: Path, users: Sequence[str], cpu: str | None, extra_env: dict[str, str], command: str | None
+) -> Voxswitch:
+    env = {
+        "VOXSWITCH_SIP_REALM": REALM,
+        # SIPp 3.6 answers only the first challenge and knows only MD5.
+        "VOXSWITCH_SIP_DIGEST_ALGORITHMS": '["MD5"]',
+        **extra_env,
+    }
+    return Voxswitch(workdir, cpu, devices=[(u, password_of(u)) for u in users], env=env, command=command)
 
-    def version(self) -> str:
-        out = subprocess.run(["kamailio", "-v"], capture_output=True, text=True, timeout=10).stdout
-        return out.splitlines()[0].removeprefix("version: ").strip() if out else "?"
 
-    def render_config(self) -> Path:
-        users = "\n".join(f'    $sht(users=>{u}) = "{md5_ha1(u, REALM, password_of(u))}";' for u in self.users)
-        values = {
-            "listen": LOOPBACK,
-            "port": str(self.sip_port),
-            "realm": REALM,
-            "mpath": KAMAILIO_MODULES,
-            "users": users,
-        }
-        text = KAMAILIO_TEMPLATE.read_text()
-        for key, value in values.items():
-            text = text.replace("{{" + key + "}}", value)
-        if "{{" in text:
-            raise RuntimeError("kamailio.cfg.template has a placeholder run.py does not fill")
-        path = self.workdir / "kamailio.cfg"
-        path.write_text(text)
-        return path
-
-    def start(self) -> None:
-        cfg = self.render_config()
-        check = subprocess.run(["kamailio", "-c", "-f", str(cfg)], capture_output=True, text=True, timeout=30)
-        if check.returncode != 0:
-            raise RuntimeError(f"kamailio rejects {cfg}:\n{check.stdout}{check.stderr}")
-        rundir = self.workdir / "run"
-        rundir.mkdir(exist_ok=True)
-        # -DD: stay in the foreground (our session) with the workers as children; -E: log to stderr.
-        argv = ["kamailio", "-f", str(cfg), "-DD", "-E", "-Y", str(rundir), "-P", str(rundir / "kamailio.pid")]
-        self.spawn([*argv, "-m", "128", "-M", "16"])
-        wait_until(lambda: sip_options_ping(self.sip_port), 20, "kamailio SIP", self.alive)
+def kamailio_server(workdir: Path, users: Sequence[str], cpu: str | None) -> Kamailio:
+    """One UDP worker, in-memory registrar, the users' MD5 HA1s in an htable filled at start."""
+    table = "\n".join(f'    $sht(users=>{u}) = "{md5_ha1(u, REALM, password_of(u))}";' for u in users)
+    return Kamailio(workdir, cpu, KAMAILIO_TEMPLATE, {"realm": REALM, "users": table})
 
 
 # ------------------------------------------------------------------------------------------------
@@ -553,104 +324,6 @@ class Bench:
 # Profile
 
 
-_FRAME = re.compile(r"^(?P<func>.*) \((?P<file>.*?)(?::(?P<line>\d+))?\)$")
-
-
-def _short_path(path: str) -> str:
-    for marker in ("site-packages/", "/src/", "/lib/python3"):
-        if marker in path:
-            tail = path.split(marker, 1)[1]
-            return tail if marker != "/lib/python3" else "stdlib" + tail[tail.index("/") :]
-    return path
-
-
-def _is_python(name: str) -> bool:
-    return ".py)" in name or name.endswith(".py")
-
-
-def _is_noise(name: str) -> bool:
-    # Unresolved addresses and libc's own frames say little about who asked for the work.
-    return name.startswith("0x") or "(libc.so" in name or "(?)" in name
-
-
-def _thread_kind(names: list[str]) -> str:
-    joined = ";".join(names)
-    if "_connection_worker_thread" in joined:
-        return "database threads (aiosqlite)"
-    if "Runner.run" in joined or "run_until_complete" in joined:
-        return "event loop thread"
-    if "(sqlalchemy/" in names[0] or "(aiosqlite/" in names[0] or "greenlet" in names[0]:
-        # SQLAlchemy's async layer runs its sync code in greenlets on the event loop thread; py-spy
-        # shows a greenlet's stack from the greenlet's own root.
-        return "event loop thread (SQLAlchemy greenlets)"
-    return "other threads"
-
-
-def summarise_profile(raw: Path, top: int = 20) -> dict[str, object]:
-    """Sample shares from py-spy's raw (collapsed stack) output -- one line per distinct stack,
-    frames root-first, then its sample count: per thread kind, per package of the leaf frame, per
-    leaf function (self), and per Voxswitch function with everything it calls (inclusive). A native
-    leaf (C code, with --native) is named with the nearest caller that says who asked for it."""
-    self_count: Counter[str] = Counter()
-    incl_count: Counter[str] = Counter()
-    area_count: Counter[str] = Counter()
-    thread_count: Counter[str] = Counter()
-    total = 0
-    for line in raw.read_text(errors="replace").splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
-        names = []
-        for frame in stack.split(";"):
-            m = _FRAME.match(frame.strip())
-            names.append(f"{m['func']} ({_short_path(m['file'])})" if m else frame.strip())
-        if not names:
-            continue
-        total += count
-        thread_count[_thread_kind(names)] += count
-        leaf = names[-1]
-        if not _is_python(leaf):
-            caller = next((n for n in reversed(names[:-1]) if not _is_noise(n) and n != leaf), None)
-            if caller is not None:
-                leaf = f"{leaf} <- {caller}"
-        self_count[leaf] += count
-        for name in set(names):
-            # Inclusive time is told for Voxswitch's own functions (the entry points, CLI and
-            # server runner, are ancestors of everything and say nothing).
-            if "(voxswitch/" in name and "(voxswitch/cli.py)" not in name:
-                incl_count[name] += count
-        leaf_file = names[-1].rsplit("(", 1)[-1].rstrip(")")
-        parts = leaf_file.split("/")
-        area = "/".join(parts[:2]) if parts[0] in ("voxswitch", "stdlib") else parts[0]
-        area_count[area] += count
-
-    def share(counter: Counter[str]) -> list[tuple[str, float]]:
-        return [(k, v / total) for k, v in counter.most_common(top)] if total else []
-
-    return {
-        "samples": total,
-        "threads": share(thread_count),
-        "self_by_package": share(area_count),
-        "self": share(self_count),
-        "inclusive": share(incl_count),
-    }
-
-
-def profile_text(summary: dict[str, object], title: str) -> str:
-    out = [f"{title}: {summary['samples']} samples"]
-    for key, label in (
-        ("threads", "samples by thread"),
-        ("self_by_package", "self time by package/module area (leaf frame)"),
-        ("self", "self time (the function itself)"),
-        ("inclusive", "inclusive time of Voxswitch functions (the function and what it calls)"),
-    ):
-        out.append(f"\n{label}:")
-        for name, frac in summary.get(key, []):  # type: ignore[attr-defined]
-            out.append(f"  {frac:6.1%}  {name}")
-    return "\n".join(out)
-
-
 def run_profile(
     bench: Bench, server: Voxswitch, scenario: str, rate: float, out: Path, native: bool = False
 ) -> dict[str, object] | None:
@@ -662,48 +335,22 @@ def run_profile(
     SQLite's busy handler) -- but py-spy must then pause the process for every sample, which slows
     it: that step's rates are not comparable with the others.
     """
-    py_spy = shutil.which("py-spy", path=str(VENV_BIN)) or shutil.which("py-spy")
-    if py_spy is None:
+    if py_spy() is None:
         say("  py-spy is not installed (.venv/bin/pip install py-spy): no profile")
         return None
     seconds = bench.args.profile_seconds
     stem = f"profile_{scenario}" + ("_native" if native else "")
     raw = out / f"{stem}.txt"
-    outputs = [("raw", raw)] if native else [("raw", raw), ("flamegraph", out / f"{stem}.svg")]
-    mode = ["--native", "--idle"] if native else ["--nonblocking"]
     spies: list[subprocess.Popen[bytes]] = []
 
     def attach() -> None:
         time.sleep(0.5)  # into the steady state
-        for fmt, path in outputs:
-            argv = [
-                py_spy,
-                "record",
-                "--pid",
-                str(server.pid),
-                "--duration",
-                str(int(seconds)),
-                "--rate",
-                "100",
-                *mode,
-                "--format",
-                fmt,
-                "--output",
-                str(path),
-            ]
-            if bench.args.client_cpu is not None:
-                argv = ["taskset", "-c", bench.args.client_cpu, *argv]
-            spies.append(processes.spawn(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        svg = None if native else out / f"{stem}.svg"
+        spies.extend(start_py_spy(server.pid, seconds, raw, svg, native=native, cpu=bench.args.client_cpu))
 
     step = bench.run_step(server, scenario, rate, seconds=seconds + 1.5, kind="profile", during=attach)
     say(f"  [{server.name} {scenario}] under py-spy{' --native' if native else ''}: {step.line()}")
-    for spy in spies:
-        try:
-            spy.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
-        finally:
-            processes.stop(spy, [(signal.SIGINT, 5.0)])
+    finish_py_spy(spies)
     if not raw.exists():
         say("  py-spy wrote no profile (does this kernel allow ptrace?)")
         return None
@@ -720,28 +367,6 @@ def run_profile(
 
 # ------------------------------------------------------------------------------------------------
 # Report
-
-
-def machine() -> dict[str, object]:
-    model = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    sipp = subprocess.run(["sipp", "-v"], capture_output=True, text=True, timeout=10).stdout
-    banner = next((line.strip() for line in sipp.splitlines() if "SIPp v" in line), "?")
-    return {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "nproc": os.cpu_count(),
-        "cpu_model": model,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "sipp": banner.removeprefix("SIPp ").split(" ")[0].rstrip(".,") if banner != "?" else "?",
-        "loadavg_start": os.getloadavg(),
-    }
 
 
 def limit_of(best: Step | None, worst: Step | None, max_rate: float) -> str:
@@ -798,10 +423,7 @@ def table(results: dict[str, dict[str, dict[str, object]]], scenarios: Sequence[
                 eff,
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
+    return markdown_table(rows)
 
 
 def chart(
@@ -878,12 +500,9 @@ def chart(
         ax.set_ylabel("achieved (calls/s)")
         ax.set_title(f"{s.upper()}: offered vs achieved per step")
         ax.legend(fontsize=7)
-    fig.suptitle(
-        f"SIP transactions, one core each -- {info['cpu_model']}, {info['nproc']} CPUs, {info['date']}", fontsize=9
+    save_figure(
+        fig, path, f"SIP transactions, one core each -- {info['cpu_model']}, {info['nproc']} CPUs, {info['date']}"
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
     return True
 
 
@@ -902,8 +521,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-rate", type=float, default=64000.0, help="stop climbing here (default 64000)")
     p.add_argument("--keep-up", type=float, default=0.95, help="achieved/offered a clean step needs (default 0.95)")
     p.add_argument("--max-retransmissions", type=int, default=0, help="retransmissions a clean step may have (0)")
-    p.add_argument("--server-cpu", default="0", help="core for the server under test ('' to not pin)")
-    p.add_argument("--client-cpu", default="1", help="core for SIPp and py-spy ('' to not pin)")
+    add_core_options(p, "SIPp and py-spy")
     p.add_argument("--no-profile", dest="profile", action="store_false", help="skip the py-spy profile")
     p.add_argument("--profile-seconds", type=float, default=10.0, help="py-spy recording length (default 10)")
     p.add_argument(
@@ -930,10 +548,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.step_seconds, args.refine, args.profile_seconds = 2.0, 1, 4.0
-    args.server_cpu = args.server_cpu or None
-    args.client_cpu = args.client_cpu or None
-    if (os.cpu_count() or 1) < 2:
-        args.server_cpu = args.client_cpu = None
+    resolve_cores(args)
     args.servers = [s for s in args.servers.split(",") if s]
     args.scenarios = [s for s in args.scenarios.split(",") if s]
     for s in args.servers:
@@ -973,9 +588,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for name in args.servers:
             server: Server = (
-                Voxswitch(workdir, users, args.server_cpu, extra_env, args.voxswitch_cmd)
+                voxswitch_server(workdir, users, args.server_cpu, extra_env, args.voxswitch_cmd)
                 if name == "voxswitch"
-                else Kamailio(workdir, users, args.server_cpu)
+                else kamailio_server(workdir, users, args.server_cpu)
             )
             versions[name] = server.version()
             say(f"\n== {name} {versions[name]}: starting on UDP {LOOPBACK}:{server.sip_port}")
@@ -1015,14 +630,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    info["loadavg_end"] = os.getloadavg()
-    info["minutes"] = round((time.monotonic() - started) / 60, 1)
+    finish_run(info, [s.other_on_server_core for s in bench.steps if s.kind == "ladder"], started, time.monotonic())
     info["versions"] = versions
-    others = [s.other_on_server_core for s in bench.steps if s.other_on_server_core is not None and s.kind == "ladder"]
-    info["other_load_on_server_core"] = {
-        "mean": sum(others) / len(others) if others else None,
-        "max": max(others) if others else None,
-    }
 
     text_table = table(results, args.scenarios)
     limits = "\n".join(
@@ -1030,12 +639,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     say("\n" + text_table)
     say("\nWhat stopped each ladder (the first step that was not clean):\n" + limits)
-    load = info["other_load_on_server_core"]
-    say(
-        f"\nLoad average {' '.join(f'{x:.2f}' for x in info['loadavg_start'])} at start, "
-        f"{' '.join(f'{x:.2f}' for x in info['loadavg_end'])} at end; CPU used by others on the servers' core "
-        f"during steps: mean {load['mean'] or 0:.0%}, max {load['max'] or 0:.0%}. {info['minutes']} min."
-    )
+    say("\n" + load_line(info))
     if profile is not None:
         say(
             "\n"
