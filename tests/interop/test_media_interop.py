@@ -108,3 +108,42 @@ def test_a_device_on_two_phones_rings_both_and_the_first_answer_wins(
         a.hangup(call)
         mobile.wait_call_state(answered, "disconnected", timeout=10)
     assert cancelled["code"] == 487, "the phone that did not answer was cancelled"
+
+
+def test_srtp_phones_talk_through_voxswitch_and_a_plain_one_is_refused(
+    tmp_path: Path, voxswitch_sip: Callable[..., SipServer]
+) -> None:
+    """VOXSWITCH_SRTP=require: two PJSIP phones in mandatory SDES-SRTP hear each other through us (each
+    leg keyed on its own, the relay decrypting and re-encrypting); a phone offering plain RTP gets 488."""
+    vx = voxswitch_sip(VOXSWITCH_SRTP="require")
+    tone_a = audio.write_tone(tmp_path / "a500.wav", 500.0, seconds=5.0)
+    tone_b = audio.write_tone(tmp_path / "b1000.wav", 1000.0, seconds=5.0)
+    with (
+        PjsuaAgent(tmp_path, name="alice") as a,
+        PjsuaAgent(tmp_path, name="bob") as b,
+        PjsuaAgent(tmp_path, name="plain") as p,
+    ):
+        alice = register(a, vx, "1001", srtp="mandatory")
+        register(b, vx, "1002", srtp="mandatory", auto_answer=200)
+        plain = register(p, vx, "1003")
+        call = a.make_call(alice, vx.aor("1002"))
+        incoming = b.wait_incoming(timeout=10)
+        a.wait_media(call, timeout=10)
+        b.wait_media(incoming, timeout=10)
+        a.play(call, tone_a)
+        b.play(incoming, tone_b)
+        a.record(call, tmp_path / "alice-heard.wav")
+        b.record(incoming, tmp_path / "bob-heard.wav")
+        time.sleep(2.0)
+        heard_by_alice, heard_by_bob = a.stop_record(call), b.stop_record(incoming)
+        a.hangup(call)
+        b.wait_call_state(incoming, "disconnected", timeout=10)
+        refused = p.make_call(plain, vx.aor("1002"))
+        ended = p.wait_call_state(refused, "disconnected", timeout=10)
+        offers = [m for m in a.sip_messages() if m.is_request and m.method == "INVITE"]
+        answers = [m for m in a.sip_messages() if m.status == 200 and m.method == "INVITE"]
+    assert "RTP/SAVP" in offers[-1].body and "a=crypto:" in answers[-1].body, "SDES keys were exchanged"
+    bob_wav, alice_wav = audio.read_wav(heard_by_bob), audio.read_wav(heard_by_alice)
+    assert audio.tone_ratio(bob_wav.samples, bob_wav.rate, 500.0) > 0.8, "alice's SRTP reached bob decrypted"
+    assert audio.tone_ratio(alice_wav.samples, alice_wav.rate, 1000.0) > 0.8, "and bob's reached alice"
+    assert ended["code"] == 488

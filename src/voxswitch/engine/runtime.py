@@ -13,7 +13,7 @@ from voxswitch.engine.certificates import ensure_self_signed, server_context
 from voxswitch.engine.pbx_routing import PbxRouter
 from voxswitch.engine.registrar import BindingBook
 from voxswitch.engine.routing import DefaultRouter
-from voxswitch.engine.sip_leg import SipContext, offer_codecs
+from voxswitch.engine.sip_leg import SipContext, SrtpSettings, offer_codecs
 from voxswitch.engine.sip_server import SipServer, SipServerConfig
 from voxswitch.engine.targets import Targets
 from voxswitch.engine.trunk import TrunkConfig, TrunkRegistration
@@ -100,7 +100,8 @@ class Engine:
                 self.trunk.start()
         tts = create_engine(s.tts_service, TtsConfig.from_settings(s), cache_dir=s.data_dir / "tts-cache")
         media = MediaResources(MediaClock(), RtpPortAllocator(s.rtp_port_min, s.rtp_port_max, host=s.sip_host))
-        sip = SipContext(self.sip.stack, DialogSet(), advertised, offer_codecs(media.codecs))
+        srtp = SrtpSettings(s.srtp, s.srtp_fallback, tuple(s.srtp_suites))
+        sip = SipContext(self.sip.stack, DialogSet(), advertised, offer_codecs(media.codecs), srtp)
         self.targets = Targets(self.accounts, self.bindings, self.trunk)
         router = PbxRouter(self.db, self.accounts, DefaultRouter(self.targets), timezone=s.timezone)
         self.calls = self.sip.calls = CallManager(

@@ -56,7 +56,7 @@ class InboundSipLeg(SipLeg):
             raise sdp.NegotiationError("no SDP offer in the INVITE")
         offer = sdp.parse(self.invite.body)
         await self.media.open()
-        answer, negotiated = sdp.answer(offer, self.local_media(), session_id=secrets.randbelow(10**9))
+        answer, negotiated = self.answer_offer(offer)
         if negotiated is None:
             raise sdp.NegotiationError("no audio stream in the offer")
         self.plan_answer = self.local_sdp = answer

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 from voxswitch.engine.leg import Leg, LegState
 from voxswitch.media.codecs import CodecRegistry
 from voxswitch.media.session import MediaSession, StreamTerms
+from voxswitch.media.srtp import SrtpError, context_for
+from voxswitch.media.srtp_policy import plan_answer
 from voxswitch.sip import sdp
 from voxswitch.sip.dialog import Dialog, DialogSet
 from voxswitch.sip.errors import SipParseError
@@ -40,6 +42,15 @@ def offer_codecs(registry: CodecRegistry) -> tuple[sdp.Codec, ...]:
     return tuple(out)
 
 
+@dataclass(frozen=True)
+class SrtpSettings:
+    """VOXSWITCH_SRTP and friends (media/srtp_policy.py says what each mode does)."""
+
+    mode: str = "off"  # off | offer | require
+    fallback: bool = False  # after a 488/606 to an RTP/SAVP offer, offer plain RTP again
+    suites: tuple[str, ...] = ()
+
+
 @dataclass
 class SipContext:
     """The SIP side every leg of one engine shares."""
@@ -48,6 +59,7 @@ class SipContext:
     dialogs: DialogSet
     advertised_host: str
     codecs: tuple[sdp.Codec, ...] = field(default_factory=tuple)
+    srtp: SrtpSettings = field(default_factory=SrtpSettings)
     background: set[asyncio.Future[Response]] = field(default_factory=set)  # BYEs in flight
 
     def keep(self, task: asyncio.Future[Response]) -> None:
@@ -116,6 +128,7 @@ class SipLeg(Leg):
         self.local_user = "voxswitch"  # the user part of our Contact
         self.peer_allows: frozenset[str] = frozenset()  # methods the peer's INVITE or 2xx said it takes
         self.refer_outcome: asyncio.Future[tuple[int, str]] | None = None  # our REFER's final sipfrag
+        self.local_crypto: sdp.Crypto | None = None  # our SDES key while the stream is SRTP
         self._tasks: set[asyncio.Task[object]] = set()
 
     # helpers ------------------------------------------------------------------------------------
@@ -128,15 +141,55 @@ class SipLeg(Leg):
         return f"<sip:{self.local_user}@{host}:{port}{param}>"
 
     def local_media(
-        self, direction: sdp.Direction = sdp.Direction.SENDRECV, *, current_only: bool = False
+        self,
+        direction: sdp.Direction = sdp.Direction.SENDRECV,
+        *,
+        current_only: bool = False,
+        crypto: tuple[sdp.Crypto, ...] = (),
+        require_crypto: bool = False,
     ) -> sdp.LocalMedia:
-        """Our side of an offer or answer. A re-offer names only the codec in use, so hold and resume
-        never change the codec under a bridge."""
+        """Our side of an offer or answer. A re-offer names only the codec in use (and our SRTP key),
+        so hold and resume never change the codec or the keys under a bridge."""
         codecs = self.sip.codecs
         if current_only and self.negotiated is not None:
             c = self.negotiated.codec
             codecs = (sdp.Codec(c.name, c.clock_rate, c.channels, self.negotiated.local_payload_type, c.fmtp),)
-        return sdp.LocalMedia(self.sip.advertised_host, self.media.local_port, codecs, dtmf=True, direction=direction)
+            if self.local_crypto is not None and not crypto:
+                crypto = (self.local_crypto,)
+        return sdp.LocalMedia(
+            self.sip.advertised_host,
+            self.media.local_port,
+            codecs,
+            dtmf=True,
+            direction=direction,
+            crypto=crypto,
+            require_crypto=require_crypto,
+        )
+
+    def answer_offer(
+        self,
+        offer: sdp.SessionDescription,
+        *,
+        current_only: bool = False,
+        previous: sdp.SessionDescription | None = None,
+    ) -> tuple[sdp.SessionDescription, sdp.Negotiated | None]:
+        """Answer an offer (RFC 3264 §6) under the SRTP policy (RFC 4568); raises sdp.SdpError
+        (NegotiationError for a refusal the policy makes, answered 488)."""
+        plan = plan_answer(self.sip.srtp.mode, offer, self.sip.srtp.suites, keep=self.local_crypto)
+        if plan.refusal:
+            raise sdp.NegotiationError(plan.refusal)
+        local = self.local_media(current_only=current_only, crypto=plan.crypto, require_crypto=plan.require_crypto)
+        answer, negotiated = sdp.answer(offer, local, session_id=secrets.randbelow(10**9), previous=previous)
+        self._secure(negotiated)
+        return answer, negotiated
+
+    def _secure(self, negotiated: sdp.Negotiated | None) -> None:
+        """Install (or keep) the SRTP context the agreed crypto lines call for; SrtpError -> SdpError."""
+        try:
+            self.media.endpoint.srtp = context_for(negotiated, self.media.endpoint.srtp)
+        except SrtpError as exc:
+            raise sdp.NegotiationError(f"SRTP: {exc}") from None
+        self.local_crypto = negotiated.local_crypto if negotiated is not None else None
 
     def apply(self, negotiated: sdp.Negotiated) -> None:
         """Point the media at what the peer agreed; a hold (c=0.0.0.0 or sendonly) keeps the address."""
@@ -193,11 +246,8 @@ class SipLeg(Leg):
             body, negotiated = offer.to_bytes(), None
         else:
             try:
-                answer, negotiated = sdp.answer(
-                    sdp.parse(request.body),
-                    self.local_media(current_only=True),
-                    session_id=secrets.randbelow(10**9),
-                    previous=self.local_sdp,
+                answer, negotiated = self.answer_offer(
+                    sdp.parse(request.body), current_only=True, previous=self.local_sdp
                 )
             except sdp.SdpError:
                 self.stack.respond(txn, build_response(request, 488, "Not Acceptable Here"))
@@ -240,6 +290,7 @@ class SipLeg(Leg):
         self.local_sdp = offer
         try:
             negotiated = sdp.process_answer(offer, sdp.parse(response.body))
+            self._secure(negotiated)
         except sdp.SdpError:
             return None
         if negotiated is not None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from voxswitch.engine.leg import LegState
 from voxswitch.engine.sip_leg import SipContext, SipLeg
 from voxswitch.media.session import MediaSession
+from voxswitch.media.srtp_policy import may_fall_back, offer_crypto
 from voxswitch.sip import sdp
 from voxswitch.sip.client import request_with_digest
 from voxswitch.sip.dialog import Dialog, build_cancel
@@ -113,8 +114,31 @@ class OutboundSipLeg(SipLeg):
         except Exception as exc:
             self.finish(f"media: {exc}", 503)
             return 503
+        srtp = self.sip.srtp
+        crypto = offer_crypto(srtp.mode, srtp.suites)
+        cseq = 1
+        while True:
+            status, response = await self._invite_once(crypto, cseq, ring_for)
+            if response is None or response.status < 300:
+                break
+            if crypto and may_fall_back(srtp.mode, srtp.fallback, response.status):
+                log.info("the peer refused SRTP (%s): offering plain RTP", response.status)
+                crypto, cseq = (), response.cseq.seq + 1  # a new INVITE, same dialog attempt (§8.1.3.5)
+                continue
+            cancelled = self._cancelled and response.status == 487
+            self.finish("cancelled" if cancelled else f"{response.status} {response.reason}", response.status)
+            return response.status
+        if response is None:
+            return status
+        return await self._on_2xx(response)
+
+    async def _invite_once(
+        self, crypto: tuple[sdp.Crypto, ...], cseq: int, ring_for: float
+    ) -> tuple[int, Response | None]:
+        """One INVITE exchange (with its digest retry); the final response, or the status a failure
+        or timeout ended the leg with (and None)."""
         offer = self.offer = self.local_sdp = sdp.build_offer(
-            sdp.LocalMedia(self.sip.advertised_host, self.media.local_port, self._codecs(), dtmf=True),
+            sdp.LocalMedia(self.sip.advertised_host, self.media.local_port, self._codecs(), dtmf=True, crypto=crypto),
             session_id=secrets.randbelow(10**9),
         )
         exchange = asyncio.ensure_future(
@@ -123,6 +147,7 @@ class OutboundSipLeg(SipLeg):
                 self._build(offer.to_bytes()),
                 self.target,
                 self.destination.credentials,
+                first_cseq=cseq,
                 on_provisional=self._provisional,
             )
         )
@@ -134,22 +159,18 @@ class OutboundSipLeg(SipLeg):
                 response, _ = await asyncio.wait_for(exchange, 5)
             except (TimeoutError, RequestFailed):
                 self.finish("no answer", NO_ANSWER)
-                return NO_ANSWER
+                return NO_ANSWER, None
             if response.status >= 300:
                 self.finish("no answer", NO_ANSWER)
-                return NO_ANSWER
+                return NO_ANSWER, None
         except RequestFailed as exc:
             status = 408 if exc.reason == "timeout" else 503
             self.finish(f"INVITE failed: {exc.reason}", status)
-            return status
+            return status, None
         except asyncio.CancelledError:
             exchange.cancel()
             raise
-        if response.status >= 300:
-            cancelled = self._cancelled and response.status == 487
-            self.finish("cancelled" if cancelled else f"{response.status} {response.reason}", response.status)
-            return response.status
-        return await self._on_2xx(response)
+        return response.status, response
 
     def _provisional(self, response: Response) -> None:
         if response.status not in (180, 183) or self.state is LegState.ENDED:
@@ -158,6 +179,7 @@ class OutboundSipLeg(SipLeg):
         if response.body and self.offer is not None and response.to.tag is not None:
             try:
                 negotiated = sdp.process_answer(self.offer, sdp.parse(response.body))
+                self._secure(negotiated)
             except sdp.SdpError:
                 negotiated = None
             if negotiated is not None:
@@ -175,6 +197,7 @@ class OutboundSipLeg(SipLeg):
             self.stack.send_stateless(self.ack, self.target)
         try:
             negotiated = sdp.process_answer(self.offer, sdp.parse(response.body))
+            self._secure(negotiated)
         except sdp.SdpError as exc:
             self.on_answered()
             await self.hangup(f"bad SDP answer: {exc}")
