@@ -81,6 +81,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Any]:
             "rate_limits_enabled": False,
             "sip_enabled": False,
             "log_level": "INFO",
+            "gc_freeze": False,  # many apps in one test process: freezing would keep each one's heap
             # Nothing in the suite may reach Twilio itself: a closed local port unless a test says so.
             "twilio_api_base_url": "http://127.0.0.1:9",
         }
