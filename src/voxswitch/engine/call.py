@@ -1,7 +1,9 @@
 """A Call: its state machine, persisted on every transition and published as an event.
 
 The states are the documents' shared vocabulary. A call ends in exactly one final state, and the
-`calls` row is written at each move, so a crash leaves the last known state behind, never nothing.
+`calls` row is written at each move (in order, in the background; the final move waits for its
+write), so a crash leaves the last known state behind, never nothing; the engine finishes such
+leftovers when it starts again (`close_interrupted`).
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ class Call:
         self.route_id: int | None = None
         self.legs: list[Any] = []  # engine.leg.Leg, first the one the call is about (caller or callee)
         self.listeners: list[Listener] = []
+        self._writing: asyncio.Future[None] | None = None
         self.ended = asyncio.Event()
         self.data: dict[str, Any] = {}  # what an app wants to keep with the call (digits, ...)
 
@@ -109,7 +112,11 @@ class Call:
             self.ended_at = now
             self.hangup_cause = cause or self.hangup_cause
             self.hangup_status = status if status is not None else self.hangup_status
-        await self.save()
+        # Writes go out in order behind the call; only the final one is waited for, so a caller
+        # hears the app the moment it is answered, not one database commit later.
+        written = self._persist()
+        if new.final:
+            await written
         for listener in list(self.listeners):
             try:
                 result = listener(self, new)
@@ -119,6 +126,26 @@ class Call:
                 log.exception("call listener failed")
         if new.final:
             self.ended.set()
+
+    def _persist(self) -> asyncio.Future[None]:
+        previous = self._writing
+
+        async def write() -> None:
+            if previous is not None:
+                await asyncio.gather(previous, return_exceptions=True)
+            try:
+                await self.save()
+            except Exception:
+                log.exception("could not store the call's state", extra={"call_id": self.id})
+                raise
+
+        self._writing = asyncio.ensure_future(write())
+        return self._writing
+
+    async def persisted(self) -> None:
+        """Until every state so far is in the store."""
+        if self._writing is not None:
+            await asyncio.gather(self._writing, return_exceptions=True)
 
     async def save(self) -> None:
         async with self.db.writing() as s:
@@ -145,3 +172,24 @@ class Call:
                 )
             )
             await s.commit()
+
+
+async def close_interrupted(db: Database) -> int:
+    """At start: calls the previous process left in a live state can no longer be live (one process
+    owns its calls). They end as failed, "interrupted by restart", so records and CDRs are whole."""
+    from sqlalchemy import update
+
+    from voxswitch.store.models import ACTIVE_CALL_STATES
+
+    now = utcnow()
+    async with db.writing() as s:
+        result = await s.execute(
+            update(CallRecord)
+            .where(CallRecord.status.in_(ACTIVE_CALL_STATES))
+            .values(status=CallState.FAILED.value, ended_at=now, hangup_cause="interrupted by restart")
+        )
+        await s.commit()
+    count = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    if count:
+        log.warning("%d calls were live when the server stopped; recorded as interrupted", count)
+    return count

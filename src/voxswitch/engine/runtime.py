@@ -8,6 +8,7 @@ import socket
 
 from voxswitch.config import Settings
 from voxswitch.engine.accounts import AccountDirectory
+from voxswitch.engine.call import close_interrupted
 from voxswitch.engine.calls import CallManager, music_from_file
 from voxswitch.engine.certificates import ensure_self_signed, server_context
 from voxswitch.engine.pbx_routing import PbxRouter
@@ -57,6 +58,7 @@ class Engine:
         s = self.settings
         await self.accounts.load(self.db)
         await self.bindings.load()
+        await close_interrupted(self.db)
         if not s.sip_enabled:
             return
         if s.sip_tls_cert and s.sip_tls_key:
