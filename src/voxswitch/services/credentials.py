@@ -112,11 +112,11 @@ class AccessTokens:
             return None
 
 
-def load_or_create_secret(configured: str | None, data_dir: Path) -> bytes:
-    """The signing secret: configured, or generated once and kept (mode 0600) in the data directory."""
+def load_or_create_secret(configured: str | None, data_dir: Path, name: str = "secret.key") -> bytes:
+    """A secret: configured, or generated once and kept (mode 0600) in the data directory as `name`."""
     if configured:
         return configured.encode()
-    path = data_dir / "secret.key"
+    path = data_dir / name
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)

@@ -294,3 +294,65 @@ class BlockedNumber(Base):
 
 
 ACTIVE_CALL_STATES = ("initiated", "ringing", "answered", "in_progress", "on_hold")
+
+
+class Job(Base):
+    """Durable work, committed with the request that asked for it (jobs/states.py: the machine).
+
+    `kind` is what it is (`voice_call`); `payload` is its JSON; `owner`/`lease_until` are a
+    worker's claim, renewed while it runs. Voice calls keep their numbers in columns for listing.
+    """
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    task_id: Mapped[str] = mapped_column(String(36), nullable=False, unique=True, default=new_id)
+    batch_id: Mapped[str | None] = mapped_column(String(36))
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    owner: Mapped[str | None] = mapped_column(String(120), index=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    to_number: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+    from_number: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+    payload: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the first attempt's dialling
+    dialed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the latest attempt's
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    duration: Mapped[float | None] = mapped_column()
+    error_message: Mapped[str | None] = mapped_column(Text)
+    sip_status: Mapped[int | None] = mapped_column(Integer)
+    attempt_call_id: Mapped[str | None] = mapped_column(String(36))  # the latest attempt's `calls` row
+
+    __table_args__ = (
+        Index("ix_jobs_claim", "kind", "state", "not_before"),
+        Index("ix_jobs_created_at", "created_at"),
+        Index("ix_jobs_completed_at", "completed_at"),
+    )
+
+
+class WebhookDelivery(Base):
+    """One StatusCallback POST owed: written with the job state it reports, retried until sent."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False)
+    url: Mapped[str] = mapped_column(Text, nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    state: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+        Index("ix_webhook_deliveries_job", "job_id", "id"),
+    )
