@@ -133,6 +133,30 @@ class Settings(BaseSettings):
     aws_region: str = Field(default="us-east-1", validation_alias=_env("VOXSWITCH_AWS_REGION", "AWS_REGION"))
     azure_region: str = Field(default="eastus", validation_alias=_env("VOXSWITCH_AZURE_REGION", "AZURE_REGION"))
 
+    # --- voice-call API jobs (voice-call-api.md) ------------------------------------------------
+    # Workers run in the server process; `false` leaves queued calls for another node to place.
+    voice_workers: bool = True
+    voice_concurrency: int = Field(default=10, ge=1, le=1000)  # calls in flight at once, per node
+    voice_calls_per_second: float = Field(default=5.0, gt=0)  # new INVITEs per second, per trunk
+    voice_ring_seconds: float = Field(default=30.0, gt=0)  # a queued call rings this long
+    voice_bulk_max: int = Field(default=1000, ge=1)
+    voice_text_max_chars: int = Field(default=2000, ge=1)
+    # retries after an attempt that was not answered, by how it ended; `failed` counts only
+    # transient failures (408, 5xx, no response); an answered call is never placed again
+    voice_retry_busy: int = Field(default=2, ge=0, le=20)
+    voice_retry_no_answer: int = Field(default=1, ge=0, le=20)
+    voice_retry_failed: int = Field(default=1, ge=0, le=20)
+    voice_retry_backoff_seconds: float = Field(default=30.0, ge=0)  # first wait; doubles per attempt
+    voice_retry_backoff_max_seconds: float = Field(default=600.0, ge=0)
+    voice_lease_seconds: float = Field(default=15.0, ge=1)  # a worker's claim on a job, renewed
+    voice_poll_seconds: float = Field(default=1.0, gt=0)  # how often idle workers look for work
+    voice_drain_seconds: float = Field(default=5.0, ge=0)  # at shutdown, calls in flight may finish
+    node_name: str | None = None  # this node among several sharing PostgreSQL; the host name by default
+    webhook_secret: SecretStr | None = None  # signs StatusCallback POSTs; generated into the data dir if unset
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50)
+    webhook_allowed_hosts: list[str] = Field(default_factory=list)  # StatusCallback hosts; empty: any
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+
     # --- Twilio (DID sync, webhooks) -----------------------------------------------------------
     twilio_account_sid: str | None = Field(
         default=None, validation_alias=_env("VOXSWITCH_TWILIO_ACCOUNT_SID", "TWILIO_ACCOUNT_SID")
