@@ -11,6 +11,11 @@ from voxswitch import __version__
 from voxswitch.api.ratelimit import RateLimiter
 from voxswitch.config import Settings
 from voxswitch.engine.runtime import Engine
+from voxswitch.jobs.policy import RetryPolicy
+from voxswitch.jobs.store import JobStore
+from voxswitch.jobs.voice import KIND as VOICE_JOBS
+from voxswitch.jobs.webhooks import WebhookSender
+from voxswitch.jobs.worker import VoiceWorker, WorkerConfig, default_node
 from voxswitch.logs import LogBuffer
 from voxswitch.metrics import Metrics
 from voxswitch.services.blocklist import BlocklistService
@@ -24,6 +29,7 @@ from voxswitch.services.routes import RouteService
 from voxswitch.services.status import StatusService
 from voxswitch.services.system_config import SystemConfigService
 from voxswitch.services.system_status import SystemStatusService
+from voxswitch.services.voice_calls import VoiceCallService
 from voxswitch.store.database import Database, normalise_url
 
 
@@ -46,6 +52,9 @@ class AppState:
     blocklist: BlocklistService
     system_config: SystemConfigService
     system_status: SystemStatusService
+    voice: VoiceCallService
+    voice_worker: VoiceWorker
+    webhooks: WebhookSender
     version: str = __version__
     started_monotonic: float = field(default_factory=time.monotonic)
 
@@ -72,6 +81,20 @@ class AppState:
         engine = Engine(settings, db, secret)
         devices = DeviceService(db, engine.accounts, settings.sip_realm, engine.bindings)
         system_config = SystemConfigService(db, settings)
+        jobs = JobStore(db, VOICE_JOBS)
+        webhook_secret = load_or_create_secret(
+            settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
+            settings.data_dir,
+            "webhook.key",
+        )
+        webhooks = WebhookSender(
+            jobs,
+            webhook_secret,
+            max_attempts=settings.webhook_max_attempts,
+            timeout=settings.webhook_timeout_seconds,
+            poll_seconds=settings.voice_poll_seconds,
+        )
+        worker = VoiceWorker(jobs, engine, worker_config(settings), webhooks)
         return cls(
             settings=settings,
             db=db,
@@ -90,11 +113,33 @@ class AppState:
             blocklist=BlocklistService(db),
             system_config=system_config,
             system_status=SystemStatusService(settings, engine, devices, system_config),
+            voice=VoiceCallService(jobs, settings, wake=worker.wake),
+            voice_worker=worker,
+            webhooks=webhooks,
         )
 
     @property
     def uptime_seconds(self) -> int:
         return int(time.monotonic() - self.started_monotonic)
+
+
+def worker_config(settings: Settings) -> WorkerConfig:
+    return WorkerConfig(
+        node=settings.node_name or default_node(settings.data_dir),
+        concurrency=settings.voice_concurrency,
+        calls_per_second=settings.voice_calls_per_second,
+        ring_seconds=settings.voice_ring_seconds,
+        lease_seconds=settings.voice_lease_seconds,
+        poll_seconds=settings.voice_poll_seconds,
+        drain_seconds=settings.voice_drain_seconds,
+        policy=RetryPolicy(
+            busy=settings.voice_retry_busy,
+            no_answer=settings.voice_retry_no_answer,
+            failed=settings.voice_retry_failed,
+            backoff_seconds=settings.voice_retry_backoff_seconds,
+            backoff_max_seconds=settings.voice_retry_backoff_max_seconds,
+        ),
+    )
 
 
 def get_state(request: Request) -> AppState:
