@@ -16,6 +16,8 @@ from voxswitch.api.state import AppState
 from voxswitch.config import load_settings
 from voxswitch.errors import VoxError
 
+FINAL_STATUSES = frozenset({"completed", "failed", "busy", "no_answer"})
+
 app = typer.Typer(help="Voxswitch: a self-hosted voice platform.", no_args_is_help=True)
 user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 apikey_app = typer.Typer(help="Manage API keys for machine clients.", no_args_is_help=True)
@@ -87,6 +89,73 @@ def serve(
         ws="websockets-sansio",
     )
     uvicorn.Server(config).run()
+
+
+@app.command("call")
+def place_call(
+    to: Annotated[str, typer.Argument(help="E.164 number, or a registered device's extension")],
+    text: Annotated[str, typer.Option("--text", "-t", help="What is said when the callee answers")],
+    from_number: Annotated[str | None, typer.Option("--from", help="Caller id (VOXSWITCH_VOICE_DEFAULT_FROM)")] = None,
+    voice: Annotated[str | None, typer.Option(help="TTS voice")] = None,
+    language: Annotated[str | None, typer.Option(help="TTS language, e.g. en-US")] = None,
+    repeat: Annotated[int, typer.Option(help="Say it this many times")] = 1,
+    record: Annotated[bool, typer.Option("--record", help="Record what the callee says")] = False,
+    status_callback: Annotated[str | None, typer.Option("--status-callback", help="Webhook URL")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Show progress until the call ends")] = False,
+    timeout: Annotated[float, typer.Option(help="Give up waiting after this many seconds")] = 600.0,
+) -> None:
+    """Queue a text-to-speech call, as POST /voice/call does; a running `voxswitch serve` places it."""
+    import time
+
+    from rich.live import Live
+    from rich.spinner import Spinner
+
+    settings = load_settings()
+    data: dict[str, object] = {
+        "ToNumber": to,
+        "FromNumber": from_number or settings.voice_default_from,
+        "Text": text,
+        "Voice": voice,
+        "Language": language,
+        "Repeat": repeat,
+        "Record": record,
+        "StatusCallback": status_callback,
+    }
+
+    async def work(state: AppState) -> tuple[str, dict[str, object] | None]:
+        accepted = await state.voice.place(data)
+        err_console.print(
+            f"queued call [bold]{accepted.call_id}[/bold] to {accepted.to_number} "
+            f"(estimated {accepted.estimated_processing_time})"
+        )
+        if not wait:
+            return accepted.call_id, None
+        started = time.monotonic()
+        view = await state.voice.status(accepted.call_id)
+        spinner = Spinner("dots", text=f"{view['status']}")
+        with Live(spinner, console=err_console, refresh_per_second=8, transient=True):
+            while view["status"] not in FINAL_STATUSES and time.monotonic() - started < timeout:
+                await asyncio.sleep(0.25)
+                view = await state.voice.status(accepted.call_id)
+                elapsed = time.monotonic() - started
+                spinner.update(text=f"{view['status']}  {elapsed:5.1f} s  attempt {view['attempts']}")
+        return accepted.call_id, view
+
+    call_id, view = _run(work)
+    if view is None:
+        print(call_id)
+        return
+    status = str(view["status"])
+    line = f"{call_id} {status}"
+    if view.get("duration") is not None:
+        line += f" after {view['duration']} s"
+    if view.get("error_message"):
+        line += f": {view['error_message']}"
+    print(line)
+    if status not in FINAL_STATUSES:
+        err_console.print(f"[yellow]still {status} after {timeout:g} s; is `voxswitch serve` running?[/yellow]")
+        raise typer.Exit(3)
+    raise typer.Exit(0 if status == "completed" else 1)
 
 
 @app.command()

@@ -141,6 +141,7 @@ class Settings(BaseSettings):
     voice_ring_seconds: float = Field(default=30.0, gt=0)  # a queued call rings this long
     voice_bulk_max: int = Field(default=1000, ge=1)
     voice_text_max_chars: int = Field(default=2000, ge=1)
+    voice_default_from: str = "0000"  # the caller id `voxswitch call` uses without --from
     # retries after an attempt that was not answered, by how it ended; `failed` counts only
     # transient failures (408, 5xx, no response); an answered call is never placed again
     voice_retry_busy: int = Field(default=2, ge=0, le=20)

@@ -169,3 +169,21 @@ def test_a_bulk_of_fifty_all_complete(tmp_path: Path, voice_server: Callable[...
     assert len(sink.streams) == 50, "every call spoke to the trunk"
     assert metrics["calls"]["completed"] == 50 and metrics["calls"]["success_rate"] == 1.0
     assert metrics["system"]["celery_workers"] == "Active"
+
+
+def test_the_cli_queues_a_call_and_follows_it_to_the_end(
+    tmp_path: Path, voice_server: Callable[..., VoiceServer]
+) -> None:
+    with RtpSink() as sink, SippProcess(answering_trunk(sink), tmp_path, name="trunk") as trunk:
+        vx = voice_server(trunk)
+        done = vx.server.cli(
+            "call", "+15551230005", "--text", "Hello from the command line.", "--wait", "--timeout", "60"
+        )
+        refused = vx.server.cli("call", "not-a-number", "--text", "Hi.")
+        messages = trunk_messages(trunk)
+    assert done.returncode == 0, done.stderr
+    call_id, status = done.stdout.split()[:2]
+    assert status == "completed" and "queued call" in done.stderr
+    assert vx.status(call_id)["status"] == "completed"
+    assert len(invites_by_number(messages)["+15551230005"]) == 1
+    assert refused.returncode == 2 and "ToNumber" in refused.stderr
