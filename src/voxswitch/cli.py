@@ -45,6 +45,7 @@ def _run(work: Callable[[AppState], Awaitable[T]]) -> T:
             await upgrade(state.db)
             return await work(state)
         finally:
+            state.voice.store.close()
             await state.db.dispose()
 
     try:

@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await state.voice_worker.stop()
             await state.webhooks.stop()
+            state.voice.store.close()
             await state.engine.stop()
             await state.db.dispose()
 
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.vox = state
     install_error_handlers(app)
+    app.add_middleware(voice.VoiceCallFastPath, fastapi=app)
     app.add_middleware(RequestMiddleware, state=state)
     pbx = (pbx_identity, pbx_devices, pbx_dids, pbx_routes, pbx_cdrs, pbx_blocklist, pbx_system, pbx_calls)
     for module in (health, voice, agents_auth, *pbx, softphone_identity, logs):

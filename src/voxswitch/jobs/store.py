@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, func, insert, or_, select, update
@@ -44,12 +46,19 @@ class NewDelivery:
 
 
 class _GroupCommit:
-    """Rows submitted while a commit runs are written together by the next one."""
+    """Rows submitted while a commit runs are written together by the next one.
+
+    On SQLite the rows go through one plain `sqlite3` connection on a thread of its own (taking
+    this process's turn at the write lock first): a batch is one `executemany` and one commit,
+    without SQLAlchemy's session or aiosqlite's hop per statement, which cost ~1.5 ms of CPU per
+    request when measured. PostgreSQL takes the ordinary path (asyncpg is already lean).
+    """
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self._pending: list[tuple[list[dict[str, Any]], asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
+        self._sqlite = _SqliteAppender(db.sqlite_path, db.sqlite_synchronous) if db.sqlite_path else None
 
     async def insert(self, rows: list[dict[str, Any]]) -> None:
         loop = asyncio.get_running_loop()
@@ -60,8 +69,13 @@ class _GroupCommit:
         await done
 
     async def _write(self, rows: list[dict[str, Any]]) -> None:
+        rows = _complete(rows)
+        if self._sqlite is not None:
+            async with self.db.write_turn():
+                await asyncio.get_running_loop().run_in_executor(self._sqlite.executor, self._sqlite.write, rows)
+            return
         async with self.db.writing() as s:
-            await s.execute(insert(Job), rows)
+            await s.execute(insert(Job.__table__), rows)
             await s.commit()
 
     async def _flush(self) -> None:
@@ -86,6 +100,79 @@ class _GroupCommit:
                 for _, done in batch:
                     _settle(done, None)
 
+    def close(self) -> None:
+        if self._sqlite is not None:
+            self._sqlite.close()
+
+
+def _column_default(name: str) -> Any:
+    default = Job.__table__.columns[name].default
+    if default is None:
+        return None
+    arg = default.arg  # type: ignore[attr-defined]
+    return arg(None) if callable(arg) else arg
+
+
+def _complete(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every row with every column: an executemany takes its columns from the first row."""
+    names = [c.name for c in Job.__table__.columns]
+    return [{n: row[n] if n in row else _column_default(n) for n in names} for row in rows]
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    """A timestamp as SQLAlchemy stores `UTCDateTime` in SQLite, so both read and compare alike."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+class _SqliteAppender:
+    """One sqlite3 connection, used only from its own thread, that appends job rows."""
+
+    COLUMNS = tuple(c.name for c in Job.__table__.columns)
+
+    def __init__(self, path: str, synchronous: str) -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobs-sqlite")
+        self._conn: sqlite3.Connection | None = None
+        names = ", ".join(self.COLUMNS)
+        marks = ", ".join("?" for _ in self.COLUMNS)
+        self._sql = f"INSERT INTO jobs ({names}) VALUES ({marks})"
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._conn = conn
+        return self._conn
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        conn = self._connection()
+        values = [
+            tuple(_sqlite_time(v) if isinstance(v, datetime) else v for v in (row.get(c) for c in self.COLUMNS))
+            for row in rows
+        ]
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(self._sql, values)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        def shut() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        self.executor.submit(shut).result(timeout=10)
+        self.executor.shutdown(wait=True)
+
 
 def _settle(future: asyncio.Future[None], exc: BaseException | None) -> None:
     if future.done():
@@ -108,6 +195,9 @@ class JobStore:
     async def insert(self, rows: list[dict[str, Any]]) -> None:
         """Commit these job rows (one request's, all or none); returns once they are durable."""
         await self._inserts.insert(rows)
+
+    def close(self) -> None:
+        self._inserts.close()
 
     async def get(self, job_id: str) -> Job | None:
         async with self.db.session() as s:

@@ -70,6 +70,7 @@ class Database:
 
     def __init__(self, url: str, *, sqlite_synchronous: str = "FULL") -> None:
         self.url = url
+        self.sqlite_synchronous = sqlite_synchronous
         self.engine = create_engine(url, sqlite_synchronous=sqlite_synchronous)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one write lock per file; pooled connections that race for it sleep in its busy
@@ -90,6 +91,24 @@ class Database:
             return
         async with self._write_lock, self.sessions() as s:
             yield s
+
+    @asynccontextmanager
+    async def write_turn(self) -> AsyncIterator[None]:
+        """This process's turn at SQLite's write lock, for a writer outside SQLAlchemy (a no-op on
+        PostgreSQL)."""
+        if self._write_lock is None:
+            yield
+            return
+        async with self._write_lock:
+            yield
+
+    @property
+    def sqlite_path(self) -> str | None:
+        """The SQLite file, or None for PostgreSQL or an in-memory database."""
+        if not is_sqlite(self.url):
+            return None
+        database = make_url(self.url).database
+        return database if database and database != ":memory:" else None
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
