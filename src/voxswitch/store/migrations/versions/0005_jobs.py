@@ -6,7 +6,8 @@ the states); `webhook_deliveries` are StatusCallback POSTs, written in the same 
 state they report, and retried until delivered.
 
 Revision ID: 0005
-Revises: 0004
+Revises: 0006 (the PBX's tables landed first as 0006 on top of 0004; this one follows it so the
+history stays one line, and a database already at 0006 upgrades by adding these two tables)
 Create Date: 2026-12-02
 """
 
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
-down_revision: str | None = "0004"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
