@@ -187,3 +187,24 @@ def test_the_cli_queues_a_call_and_follows_it_to_the_end(
     assert vx.status(call_id)["status"] == "completed"
     assert len(invites_by_number(messages)["+15551230005"]) == 1
     assert refused.returncode == 2 and "ToNumber" in refused.stderr
+
+
+def test_a_retransmitted_200_is_not_taken_for_another_fork(
+    tmp_path: Path, voice_server: Callable[..., VoiceServer]
+) -> None:
+    """The trunk resends its 200 OK before our ACK (it does when we are slow under load): the copy
+    must be ACKed again, not ACKed-and-BYEd as another fork's answer, which ended the trunk's side
+    of the call while we kept speaking into it until the media timeout."""
+    config = SippConfig(scenario("uas_answer_twice_sink"), calls=1, keys={"sink_host": "127.0.0.1", "sink_port": "9"})
+    with RtpSink() as sink:
+        config.keys = {"sink_host": sink.host, "sink_port": str(sink.port)}
+        with SippProcess(config, tmp_path, name="trunk") as trunk:
+            vx = voice_server(trunk, VOXSWITCH_MEDIA_TIMEOUT_SECONDS="8")
+            accepted = vx.call(ToNumber="+15551230006", Text=TEXT)
+            final = vx.wait_final([accepted["call_id"]], timeout=40)[accepted["call_id"]]
+            result = trunk.wait(timeout=10)
+    assert (final["status"], final["error_message"]) == ("completed", None), final
+    assert result.ok, result.describe()
+    byes = result.received("BYE")
+    assert len({m.header("Via") for m in byes}) == 1, "one BYE, ours, after the text was spoken"
+    assert "spoken" in (byes[0].header("Reason") or "")

@@ -10,6 +10,7 @@ further 2xx a forking proxy delivers (`on_forked_2xx`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from dataclasses import dataclass
@@ -233,6 +234,15 @@ class OutboundSipLeg(SipLeg):
     async def on_forked_2xx(self, response: Response) -> None:
         """§13.2.2.4: a 2xx from another fork after we kept one: ACK it, then BYE that dialog."""
         if self.invite is None:
+            return
+        if self.dialog is None and self.state is not LegState.ENDED:
+            # A retransmission of our own 2xx can get here before `call` has made the dialog from
+            # the first copy (the peer resent it because our ACK was slow): wait for that before
+            # taking it for another fork's, or we would BYE the very dialog we are answering.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.answered.wait(), 2.0)
+        if self.dialog is not None and response.to.tag == self.dialog.remote_tag:
+            self.resend_ack()
             return
         extra = Dialog.uac(self.invite, response)
         self.stack.send_stateless(extra.ack(self.invite, self.stack.via(self.target.transport)), self.target)
