@@ -8,7 +8,7 @@ Results go to the Redis backend, as the original's `result_backend` did. Durabil
 queued task survives a worker crash, but not Redis losing what it had not yet snapshotted.
 
     PEER_REDIS_URL=redis://127.0.0.1:6379/0 uvicorn benchmarks.voice_api.celery_peer:app
-    PEER_REDIS_URL=... celery -A benchmarks.voice_api.celery_peer worker -c 20
+    PEER_REDIS_URL=... celery -A benchmarks.voice_api.celery_peer:celery worker -c 20
 """
 
 from __future__ import annotations

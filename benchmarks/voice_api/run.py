@@ -225,7 +225,14 @@ def start_peer(tmp: Path, concurrency: int) -> tuple[list[subprocess.Popen[bytes
     procs.append(
         subprocess.Popen(
             [
-                *(str(BIN / "celery"), "-A", "benchmarks.voice_api.celery_peer", "worker", "-c", str(concurrency)),
+                *(
+                    str(BIN / "celery"),
+                    "-A",
+                    "benchmarks.voice_api.celery_peer:celery",
+                    "worker",
+                    "-c",
+                    str(concurrency),
+                ),
                 *("--pool", "prefork", "--loglevel", "WARNING", "--without-gossip", "--without-mingle"),
             ],
             env=env,
@@ -249,6 +256,9 @@ def start_peer(tmp: Path, concurrency: int) -> tuple[list[subprocess.Popen[bytes
     )
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/docs", procs[-1])
+    time.sleep(3)
+    if procs[1].poll() is not None:
+        raise RuntimeError(f"the Celery worker exited: see {tmp / 'celery-worker.log'}")
     return procs, url, redis_url
 
 
