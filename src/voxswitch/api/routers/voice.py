@@ -8,7 +8,9 @@ token or API key unless the operator sets `VOXSWITCH_VOICE_API_AUTH=false`.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -126,12 +128,43 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+class _PrincipalCache:
+    """Who a credential proved to be, for a few seconds. Checking an API key costs a store read
+    (measured: ~1.7 ms of CPU, more than the enqueue); a machine client sends the same key on every
+    call. A revoked key or session therefore still works on this surface for up to `ttl` seconds."""
+
+    def __init__(self, ttl: float = 5.0, size: int = 1024) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, credential: str) -> Principal | None:
+        hit = self._entries.get(credential)
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        return hit[1]
+
+    def put(self, credential: str, principal: Principal) -> None:
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[credential] = (time.monotonic() + self.ttl, principal)
+
+
 async def voice_principal(request: Request) -> Principal | None:
     """A token or API key of a user allowed to place calls, unless the operator opened the API."""
     state = _state(request)
     principal = None
-    if request.headers.get("authorization") or request.cookies.get(state.settings.session_cookie_name):
-        principal = await optional_principal(request, state, _bearer(request), None)
+    authorization = request.headers.get("authorization")
+    if authorization or request.cookies.get(state.settings.session_cookie_name):
+        cache: _PrincipalCache | None = getattr(request.app.state, "voice_principals", None)
+        if cache is None:
+            cache = request.app.state.voice_principals = _PrincipalCache()
+        key = hashlib.sha256(authorization.encode()).hexdigest() if authorization else None
+        principal = cache.get(key) if key else None
+        if principal is None:
+            principal = await optional_principal(request, state, _bearer(request), None)
+            if key and principal is not None:
+                cache.put(key, principal)
     if not state.settings.voice_api_auth:
         return principal
     if principal is None:
