@@ -148,3 +148,19 @@ async def test_the_group_commit_keeps_every_request_and_isolates_a_bad_one(store
     assert sum(isinstance(r, Exception) for r in results) == 1, results[-2:]
     counts = await store.counts()
     assert counts == {"queued": 101}
+
+
+async def test_webhooks_of_one_job_are_handed_out_in_order_one_at_a_time(store: JobStore) -> None:
+    await store.insert([row(), row()])
+    jobs = await store.claim("node-a/1", 2, 30)
+    for job in jobs:
+        report = lambda j: [NewDelivery("http://127.0.0.1:9/hook", j.state)]  # noqa: E731
+        assert await store.move(job, J.DIALING, owner="node-a/1", report=report, attempts=1)
+        assert await store.move(job, J.RINGING, owner="node-a/1", report=report)
+    first = await store.due_deliveries(10, lease_seconds=60)
+    assert sorted(d.body for d in first) == ["dialing", "dialing"], "one per job: its earliest"
+    assert await store.due_deliveries(10, lease_seconds=60) == [], "held while being sent"
+    await store.delivery_done(first[0].id, ok=True, error=None, retry_at=None)
+    await store.delivery_done(first[1].id, ok=False, error="HTTP 500", retry_at=utcnow() - timedelta(seconds=1))
+    second = await store.due_deliveries(10, lease_seconds=60)
+    assert sorted((d.job_id == first[0].job_id, d.body) for d in second) == [(False, "dialing"), (True, "ringing")]
