@@ -155,6 +155,11 @@ async def info(state: State, request: Request) -> Info:
         configuration={
             "sip_server": s.sip_server_name,
             "sip_port": str(s.sip_trunk_port),
+            "sip_transport": s.sip_trunk_transport.upper(),
             "tts_service": s.tts_service,
+            "voice_workers": f"{s.voice_concurrency} calls at once, {s.voice_calls_per_second:g}/s"
+            if s.voice_workers
+            else "off",
+            "bulk_max": str(s.voice_bulk_max),
         },
     )
