@@ -84,14 +84,20 @@ async def test_event_loop_keeps_ticking_during_synthesis(espeak: EspeakEngine) -
     await asyncio.sleep(0.05)
     started = time.perf_counter()
     audio_seconds = 0.0
+    one = float("inf")
     while time.perf_counter() - started < 0.5:  # keep synthesising for at least half a second
+        t0 = time.perf_counter()
         pcm = await collect(espeak, LONG_TEXT)
+        one = min(one, time.perf_counter() - t0)
         audio_seconds += pcm.size / espeak.sample_rate
     stop.set()
     await task
     assert audio_seconds > 60  # we really made the library work
     assert len(gaps) > 20
-    assert max(gaps) < 0.05, f"event loop stalled for {max(gaps) * 1000:.0f} ms"
+    # Synthesis on the loop's thread would stall it for a whole text (`one`, the fastest seen);
+    # off it, only scheduling noise remains, which a loaded machine stretches past 50 ms.
+    limit = max(0.05, one / 3)
+    assert max(gaps) < limit, f"event loop stalled for {max(gaps) * 1000:.0f} ms (one text: {one * 1000:.0f} ms)"
 
 
 async def test_first_frame_arrives_long_before_the_last(espeak: EspeakEngine) -> None:
