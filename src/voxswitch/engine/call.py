@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from voxswitch.store.database import Database
+from voxswitch.store.group_commit import GroupCommit, sqlite_values
 from voxswitch.store.models import CallRecord, new_id, utcnow
 
 log = logging.getLogger(__name__)
@@ -128,19 +132,17 @@ class Call:
             self.ended.set()
 
     def _persist(self) -> asyncio.Future[None]:
-        previous = self._writing
-
-        async def write() -> None:
-            if previous is not None:
-                await asyncio.gather(previous, return_exceptions=True)
-            try:
-                await self.save()
-            except Exception:
-                log.exception("could not store the call's state", extra={"call_id": self.id})
-                raise
-
-        self._writing = asyncio.ensure_future(write())
+        """Queue this call's row for the next group commit (a row already queued is written once,
+        as it is when its batch is taken); the future settles when it is durable."""
+        self._writing = asyncio.ensure_future(
+            record_writer(self.db).submit(lambda: [self.row()], key=("calls", self.id))
+        )
+        self._writing.add_done_callback(self._write_failed)
         return self._writing
+
+    def _write_failed(self, future: asyncio.Future[None]) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            log.error("could not store the call's state", exc_info=future.exception(), extra={"call_id": self.id})
 
     async def persisted(self) -> None:
         """Until every state so far is in the store."""
@@ -148,30 +150,59 @@ class Call:
             await asyncio.gather(self._writing, return_exceptions=True)
 
     async def save(self) -> None:
-        async with self.db.writing() as s:
-            await s.merge(
-                CallRecord(
-                    id=self.id,
-                    direction=self.direction,
-                    from_number=self.from_number[:64],
-                    to_number=self.to_number[:64],
-                    status=self.state.value,
-                    user_id=self.user_id,
-                    surface=self.surface,
-                    created_at=self.created_at,
-                    answered_at=self.answered_at,
-                    ended_at=self.ended_at,
-                    duration_seconds=self.duration_seconds if self.ended_at else None,
-                    hangup_cause=(self.hangup_cause or None) and self.hangup_cause[:200],
-                    hangup_status=self.hangup_status,
-                    app=self.app,
-                    answered_by=self.answered_by and self.answered_by[:64],
-                    mos=self.mos,
-                    did=self.did,
-                    route_id=self.route_id,
-                )
-            )
-            await s.commit()
+        """Write the row now (and wait until it is durable)."""
+        await self._persist()
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "direction": self.direction,
+            "from_number": self.from_number[:64],
+            "to_number": self.to_number[:64],
+            "status": self.state.value,
+            "user_id": self.user_id,
+            "surface": self.surface,
+            "created_at": self.created_at,
+            "answered_at": self.answered_at,
+            "ended_at": self.ended_at,
+            "duration_seconds": self.duration_seconds if self.ended_at else None,
+            "hangup_cause": (self.hangup_cause or None) and self.hangup_cause[:200],
+            "hangup_status": self.hangup_status,
+            "app": self.app,
+            "answered_by": self.answered_by and self.answered_by[:64],
+            "mos": self.mos,
+            "did": self.did,
+            "route_id": self.route_id,
+        }
+
+
+_COLUMNS = tuple(c.name for c in CallRecord.__table__.columns)
+_UPSERT = (
+    f"INSERT INTO calls ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)}) "
+    f"ON CONFLICT(id) DO UPDATE SET {', '.join(f'{c}=excluded.{c}' for c in _COLUMNS if c != 'id')}"
+)
+
+
+def _upsert_sqlite(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
+    conn.executemany(_UPSERT, sqlite_values(rows, _COLUMNS))
+
+
+async def _upsert_postgres(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    from sqlalchemy.dialects.postgresql import insert
+
+    statement = insert(CallRecord.__table__).values([{c: r.get(c) for c in _COLUMNS} for r in rows])
+    statement = statement.on_conflict_do_update(
+        index_elements=["id"], set_={c: statement.excluded[c] for c in _COLUMNS if c != "id"}
+    )
+    await session.execute(statement)
+
+
+def record_writer(db: Database) -> GroupCommit:
+    """The call records' group-commit writer of this database (every call's moves share it)."""
+    writer = db.writers.get("calls")
+    if writer is None:
+        writer = db.writers["calls"] = GroupCommit(db, "calls", sqlite=_upsert_sqlite, other=_upsert_postgres)
+    return writer
 
 
 async def close_interrupted(db: Database) -> int:

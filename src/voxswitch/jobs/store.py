@@ -1,8 +1,8 @@
 """The jobs table: inserting requests durably, claiming, moving by the state table, recovering.
 
-Inserts go through a group commit: requests that arrive while a commit is in flight share the
-next one (each still waits for its own rows to be durable before it is answered), which is what
-keeps enqueue latency flat at hundreds of requests per second on SQLite's single writer. Claiming
+Inserts go through a group commit (store/group_commit.py): requests that arrive while a commit is
+in flight share the next one (each still waits for its own rows to be durable before it is
+answered), which is what keeps enqueue latency flat at hundreds of requests per second on SQLite. Claiming
 takes the oldest due `queued` rows with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so several nodes
 never claim one job twice; SQLite has one writer, and every write here goes through
 `Database.writing()`, so its conditional UPDATE is the whole story there.
@@ -10,13 +10,11 @@ never claim one job twice; SQLite has one writer, and every write here goes thro
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, func, insert, or_, select, update
@@ -25,6 +23,7 @@ from sqlalchemy.orm import aliased
 
 from voxswitch.jobs.states import FINAL, LIVE, JobState, check
 from voxswitch.store.database import Database, is_sqlite
+from voxswitch.store.group_commit import GroupCommit, sqlite_values
 from voxswitch.store.models import ACTIVE_CALL_STATES, CallRecord, Job, WebhookDelivery, utcnow
 
 log = logging.getLogger(__name__)
@@ -45,64 +44,16 @@ class NewDelivery:
     body: str
 
 
-class _GroupCommit:
-    """Rows submitted while a commit runs are written together by the next one.
+_JOB_COLUMNS = tuple(c.name for c in Job.__table__.columns)
+_INSERT_JOB = f"INSERT INTO jobs ({', '.join(_JOB_COLUMNS)}) VALUES ({', '.join('?' for _ in _JOB_COLUMNS)})"
 
-    On SQLite the rows go through one plain `sqlite3` connection on a thread of its own (taking
-    this process's turn at the write lock first): a batch is one `executemany` and one commit,
-    without SQLAlchemy's session or aiosqlite's hop per statement, which cost ~1.5 ms of CPU per
-    request when measured. PostgreSQL takes the ordinary path (asyncpg is already lean).
-    """
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self._pending: list[tuple[list[dict[str, Any]], asyncio.Future[None]]] = []
-        self._task: asyncio.Task[None] | None = None
-        self._sqlite = _SqliteAppender(db.sqlite_path, db.sqlite_synchronous) if db.sqlite_path else None
+def _insert_sqlite(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
+    conn.executemany(_INSERT_JOB, sqlite_values(_complete(rows), _JOB_COLUMNS))
 
-    async def insert(self, rows: list[dict[str, Any]]) -> None:
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        self._pending.append((rows, done))
-        if self._task is None or self._task.done():
-            self._task = loop.create_task(self._flush())
-        await done
 
-    async def _write(self, rows: list[dict[str, Any]]) -> None:
-        rows = _complete(rows)
-        if self._sqlite is not None:
-            async with self.db.write_turn():
-                await asyncio.get_running_loop().run_in_executor(self._sqlite.executor, self._sqlite.write, rows)
-            return
-        async with self.db.writing() as s:
-            await s.execute(insert(Job.__table__), rows)
-            await s.commit()
-
-    async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                await self._write([row for rows, _ in batch for row in rows])
-            except Exception as exc:
-                if len(batch) == 1:
-                    _settle(batch[0][1], exc)
-                    continue
-                # one request's bad row must not fail the others: write them one by one
-                for rows, done in batch:
-                    try:
-                        await self._write(rows)
-                    except Exception as one:
-                        _settle(done, one)
-                    else:
-                        _settle(done, None)
-                log.warning("group commit fell back to single inserts: %s", exc)
-            else:
-                for _, done in batch:
-                    _settle(done, None)
-
-    def close(self) -> None:
-        if self._sqlite is not None:
-            self._sqlite.close()
+async def _insert_other(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    await session.execute(insert(Job.__table__), _complete(rows))
 
 
 def _column_default(name: str) -> Any:
@@ -115,72 +66,7 @@ def _column_default(name: str) -> Any:
 
 def _complete(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every row with every column: an executemany takes its columns from the first row."""
-    names = [c.name for c in Job.__table__.columns]
-    return [{n: row[n] if n in row else _column_default(n) for n in names} for row in rows]
-
-
-def _sqlite_time(value: datetime | None) -> str | None:
-    """A timestamp as SQLAlchemy stores `UTCDateTime` in SQLite, so both read and compare alike."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-
-
-class _SqliteAppender:
-    """One sqlite3 connection, used only from its own thread, that appends job rows."""
-
-    COLUMNS = tuple(c.name for c in Job.__table__.columns)
-
-    def __init__(self, path: str, synchronous: str) -> None:
-        self.path = path
-        self.synchronous = synchronous
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobs-sqlite")
-        self._conn: sqlite3.Connection | None = None
-        names = ", ".join(self.COLUMNS)
-        marks = ", ".join("?" for _ in self.COLUMNS)
-        self._sql = f"INSERT INTO jobs ({names}) VALUES ({marks})"
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self.synchronous}")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._conn = conn
-        return self._conn
-
-    def write(self, rows: list[dict[str, Any]]) -> None:
-        conn = self._connection()
-        values = [
-            tuple(_sqlite_time(v) if isinstance(v, datetime) else v for v in (row.get(c) for c in self.COLUMNS))
-            for row in rows
-        ]
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany(self._sql, values)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
-    def close(self) -> None:
-        def shut() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-        self.executor.submit(shut).result(timeout=10)
-        self.executor.shutdown(wait=True)
-
-
-def _settle(future: asyncio.Future[None], exc: BaseException | None) -> None:
-    if future.done():
-        return
-    if exc is None:
-        future.set_result(None)
-    else:
-        future.set_exception(exc)
+    return [{n: row[n] if n in row else _column_default(n) for n in _JOB_COLUMNS} for row in rows]
 
 
 class JobStore:
@@ -188,13 +74,14 @@ class JobStore:
         self.db = db
         self.kind = kind
         self.postgres = not is_sqlite(db.url)
-        self._inserts = _GroupCommit(db)
+        # requests that arrive while a commit runs share the next one (store/group_commit.py)
+        self._inserts = GroupCommit(db, "jobs", sqlite=_insert_sqlite, other=_insert_other)
 
     # requests -----------------------------------------------------------------------------------
 
     async def insert(self, rows: list[dict[str, Any]]) -> None:
         """Commit these job rows (one request's, all or none); returns once they are durable."""
-        await self._inserts.insert(rows)
+        await self._inserts.submit(rows)
 
     def close(self) -> None:
         self._inserts.close()

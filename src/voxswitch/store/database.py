@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import event, make_url, text
@@ -76,6 +77,7 @@ class Database:
         # SQLite has one write lock per file; pooled connections that race for it sleep in its busy
         # handler (measured: 70 % of samples under REGISTER load). Hot write paths queue here instead.
         self._write_lock = asyncio.Lock() if is_sqlite(url) else None
+        self.writers: dict[str, Any] = {}  # group-commit writers by name (store/group_commit.py)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -115,4 +117,8 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        for writer in list(self.writers.values()):
+            await writer.drain()
+            writer.close()
+        self.writers.clear()
         await self.engine.dispose()
