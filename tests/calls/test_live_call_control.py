@@ -356,3 +356,59 @@ async def test_a_phone_transfers_its_call_blind_and_attended(tmp_path: Path, sip
         rows = await records(vx, 3)
     assert all(r.status == "completed" for r in rows), [(r.status, r.hangup_cause) for r in rows]
     assert [r.answered_by for r in rows if r.to_number == "1002"] == ["1003", "1003"]
+
+
+async def test_two_phones_made_through_the_api_call_each_other_and_leave_one_cdr(
+    tmp_path: Path, sip_settings: Callable[..., Any]
+) -> None:
+    """Issue #6: devices created with POST /api/devices register (digest) from PJSIP, call each other
+    with audio both ways, and the call is one CDR in /api/cdrs with the right fields."""
+    async with pbx(sip_settings) as (vx, api):
+        for user in ("3001", "3002"):
+            r = await api.post("/api/devices", json={"name": f"Desk {user}", "username": user,
+                                                      "password": f"pw-{user}-long", "type": "generic"})  # fmt: skip
+            assert r.status_code in (200, 201), r.text
+            assert "password" not in r.text and f"pw-{user}" not in r.text
+        agents = {}
+        for user in ("3001", "3002"):
+            agent = PjsuaAgent(tmp_path, name=f"desk{user}").start()
+            account = agent.add_account(
+                f"sip:{user}@127.0.0.1:{vx.udp}", registrar=f"sip:127.0.0.1:{vx.udp}", username=user,
+                password=f"pw-{user}-long", auto_answer=200 if user == "3002" else None,
+            )  # fmt: skip
+            await wait(agent, "wait_registered", account, 10)
+            agents[user] = (agent, account)
+        (a, alice), (b, _) = agents["3001"], agents["3002"]
+        tone_a = audio.write_tone(tmp_path / "a.wav", 500.0, seconds=5.0)
+        tone_b = audio.write_tone(tmp_path / "b.wav", 1000.0, seconds=5.0)
+        try:
+            registrations = (await api.get("/api/devices/registrations")).json()
+            assert {r.get("username") or r.get("aor") for r in registrations["data"]} >= {"3001", "3002"}, registrations
+            call = await wait(a, "make_call", alice, f"sip:3002@127.0.0.1:{vx.udp}")
+            incoming = await wait(b, "wait_incoming", None, 10)
+            await wait(a, "wait_media", call, "active", 10)
+            await wait(b, "wait_media", incoming, "active", 10)
+            a.play(call, tone_a)
+            b.play(incoming, tone_b)
+            a.record(call, tmp_path / "a-heard.wav")
+            b.record(incoming, tmp_path / "b-heard.wav")
+            await asyncio.sleep(2.0)
+            heard_a, heard_b = a.stop_record(call), b.stop_record(incoming)
+            a.hangup(call)
+            await wait(b, "wait_call_state", incoming, "disconnected", 10)
+        finally:
+            a.close()
+            b.close()
+        await records(vx)
+        cdrs = (await api.get("/api/cdrs")).json()
+    assert audio.tone_ratio(audio.read_wav(heard_b).samples, 8000, 500.0) > 0.8
+    assert audio.tone_ratio(audio.read_wav(heard_a).samples, 8000, 1000.0) > 0.8
+    assert cdrs["pagination"]["total"] == 1, cdrs
+    cdr = cdrs["data"][0]
+    assert (cdr["from_number"], cdr["to_number"], cdr["status"], cdr["direction"]) == (
+        "3001",
+        "3002",
+        "completed",
+        "internal",
+    )
+    assert cdr["answered_by"] == "3002" and cdr["duration"] >= 2 and cdr["mos"] is not None
