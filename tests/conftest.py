@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from tests.support import throwaway
 
@@ -31,6 +33,11 @@ _DOCUMENT_NAMES = {
 for _name in list(os.environ):
     if _name.startswith("VOXSWITCH_") or _name in _DOCUMENT_NAMES:
         del os.environ[_name]
+
+# Property tests check behaviour, not speed: with four test workers on two cores an example can take
+# longer than Hypothesis' 200 ms deadline without anything being wrong.
+hypothesis_settings.register_profile("voxswitch", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile("voxswitch")
 
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "Adm1n-Passw0rd!"

@@ -1,8 +1,9 @@
 """Recording a leg (mono: what its peer says) or a call (stereo: one channel per direction).
 
-A recorder writes one frame per tick of the media clock, so a file's length is the time that
-passed, gaps and all. Stereo puts the caller on the left and what the caller hears on the right:
-the other party when the call is bridged, or what the app plays when it is not. Pausing writes
+A recorder writes one frame per tick of the media clock (and the frames of ticks a stalled clock
+skipped), so a file's length is the time that passed, gaps and all. Stereo puts the caller on the
+left and what the caller hears on the right: the other party when the call is bridged, or what
+the app plays when it is not. Pausing writes
 nothing (the file gets shorter, as Twilio's pause does); the row in `recordings` is written when
 the recording stops, and a recording whose call dies still gets its row.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from voxswitch.media.clock import MediaClock
+from voxswitch.media.clock import PTIME, MediaClock
 from voxswitch.media.recorder import WavRecorder
 from voxswitch.media.session import MediaSession
 from voxswitch.store.database import Database
@@ -40,6 +41,8 @@ class CallRecorder:
         self.path = directory / f"{call_id}-{self.id[:8]}.wav"
         self.wav = WavRecorder(self.path, channels=2 if self.stereo else 1)
         self._tick: int | None = None
+        self._started: float | None = None
+        self._ticks = 0  # clock ticks written (paused ones included: pausing drops their frames)
         self.row: Recording | None = None
 
     @property
@@ -55,13 +58,22 @@ class CallRecorder:
         self._tick = self.clock.add(self._write)
 
     def _write(self, now: float) -> None:
-        heard = self.left.take_frame(now)
-        if not self.stereo:
-            self.wav.write(heard)
-        elif self.right is not None:
-            self.wav.write(heard, self.right.take_frame(now))
-        else:
-            self.wav.write(heard, self.left.take_sent())
+        # The clock skips ticks after a stall (players must not burst); a recording must not, so the
+        # frames of skipped ticks are written too, and the file's length stays the time that passed.
+        if self._started is None:
+            self._started = now
+        due = round((now - self._started) / PTIME) + 1
+        missing = max(1, due - self._ticks)
+        for k in range(missing):
+            at = now - (missing - 1 - k) * PTIME
+            heard = self.left.take_frame(at)
+            if not self.stereo:
+                self.wav.write(heard)
+            elif self.right is not None:
+                self.wav.write(heard, self.right.take_frame(at))
+            else:
+                self.wav.write(heard, self.left.take_sent())
+        self._ticks += missing
 
     def pause(self) -> None:
         self.wav.paused = True
