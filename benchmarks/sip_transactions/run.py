@@ -37,7 +37,7 @@ if str(REPO) not in sys.path:
 
 from benchmarks.harness.charts import best_rate_bars, offered_vs_achieved, pyplot  # noqa: E402
 from benchmarks.harness.machine import machine  # noqa: E402
-from benchmarks.harness.options import add_busy_options  # noqa: E402
+from benchmarks.harness.options import add_ladder_options, finish  # noqa: E402
 from benchmarks.harness.proc import TICKS  # noqa: E402
 from benchmarks.harness.profiling import (  # noqa: E402
     finish_py_spy,
@@ -47,11 +47,9 @@ from benchmarks.harness.profiling import (  # noqa: E402
     summarise_profile,
 )
 from benchmarks.harness.report import (  # noqa: E402
-    add_core_options,
     finish_run,
     load_line,
     markdown_table,
-    resolve_cores,
     save_figure,
 )
 from benchmarks.harness.servers import LOOPBACK, Kamailio, Server, Voxswitch, say  # noqa: E402
@@ -318,51 +316,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--servers", default=",".join(SERVERS), help="comma-separated: voxswitch,kamailio")
     p.add_argument("--scenarios", default="options,register", help="comma-separated: options,register")
     p.add_argument("--users", type=int, default=100, help="SIP accounts registered round-robin (default 100)")
-    p.add_argument("--step-seconds", type=float, default=5.0, help="length of each rate step (default 5)")
-    p.add_argument("--start-rate", type=float, default=250.0, help="first offered rate, calls/s (default 250)")
-    p.add_argument("--factor", type=float, default=2.0, help="rate multiplier between steps (default 2)")
-    p.add_argument("--refine", type=int, default=2, help="bisection steps after the first unclean one (default 2)")
-    p.add_argument("--max-rate", type=float, default=64000.0, help="stop climbing here (default 64000)")
-    p.add_argument("--keep-up", type=float, default=0.95, help="achieved/offered a clean step needs (default 0.95)")
-    p.add_argument("--max-retransmissions", type=int, default=0, help="retransmissions a clean step may have (0)")
-    add_busy_options(p)
-    add_core_options(p, "SIPp and py-spy")
-    p.add_argument("--no-profile", dest="profile", action="store_false", help="skip the py-spy profile")
-    p.add_argument("--profile-seconds", type=float, default=10.0, help="py-spy recording length (default 10)")
+    add_ladder_options(p, HERE, step_seconds=5.0, start_rate=250.0, max_rate=64000.0)
     p.add_argument(
         "--profile-native",
         action="store_true",
         help="also record C frames and waiting threads (pauses Voxswitch per sample)",
     )
-    p.add_argument(
-        "--voxswitch-cmd",
-        default=None,
-        metavar="COMMAND",
-        help="run Voxswitch with this command line instead of '.venv/bin/voxswitch serve'",
-    )
-    p.add_argument(
-        "--voxswitch-env",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="extra environment for Voxswitch, e.g. VOXSWITCH_SQLITE_SYNCHRONOUS=NORMAL",
-    )
-    p.add_argument("--out", type=Path, default=HERE / "results", help="where results go (default: results/ here)")
-    p.add_argument("--keep", action="store_true", help="keep the work directory (SIPp logs, server logs, data)")
     p.add_argument("--quick", action="store_true", help="2 s steps, 1 refinement, 4 s profile: a rough look")
     args = p.parse_args(argv)
     if args.quick:
         args.step_seconds, args.refine, args.profile_seconds = 2.0, 1, 4.0
-    resolve_cores(args)
-    args.servers = [s for s in args.servers.split(",") if s]
     args.scenarios = [s for s in args.scenarios.split(",") if s]
-    for s in args.servers:
-        if s not in SERVERS:
-            p.error(f"unknown server {s!r}")
     for s in args.scenarios:
         if s not in SCENARIOS:
             p.error(f"unknown scenario {s!r}")
-    return args
+    return finish(p, args, SERVERS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -371,7 +339,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if shutil.which(tool) is None:
             say(f"{tool} is not installed (apt-get install -y {'sip-tester' if tool == 'sipp' else tool})")
             return 2
-    extra_env = dict(item.split("=", 1) for item in args.voxswitch_env)
     info = machine()
     args.out.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="voxswitch-bench-sip-"))
@@ -393,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for name in args.servers:
             server: Server = (
-                voxswitch_server(workdir, users, args.server_cpu, extra_env, args.voxswitch_cmd)
+                voxswitch_server(workdir, users, args.server_cpu, args.voxswitch_env, args.voxswitch_cmd)
                 if name == "voxswitch"
                 else kamailio_server(workdir, users, args.server_cpu)
             )
