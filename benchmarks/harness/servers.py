@@ -4,6 +4,7 @@ Kamailio from a config template in the benchmark's folder."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -15,12 +16,12 @@ import textwrap
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from tests.peers import ports, processes
 
-from benchmarks.harness.proc import session_cpu_ticks, session_pids
+from benchmarks.harness.proc import TICKS, session_cpu_ticks, session_pids
 
 LOOPBACK = "127.0.0.1"
 KAMAILIO_MODULES = "/usr/lib/x86_64-linux-gnu/kamailio/modules/"
@@ -33,6 +34,11 @@ def say(message: str) -> None:
 
 def sip_options_ping(port: int, timeout: float = 0.3) -> bool:
     """Send one OPTIONS over UDP to 127.0.0.1:port; True when a 200 comes back."""
+    return sip_options_status(port, timeout) == 200
+
+
+def sip_options_status(port: int, timeout: float = 0.3) -> int | None:
+    """Send one OPTIONS over UDP to 127.0.0.1:port; the answer's status, None without one."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind((LOOPBACK, 0))
         s.settimeout(timeout)
@@ -50,8 +56,23 @@ def sip_options_ping(port: int, timeout: float = 0.3) -> bool:
         try:
             data, _ = s.recvfrom(65535)
         except TimeoutError:
-            return False
-        return data.startswith(b"SIP/2.0 200")
+            return None
+        parts = data.split(b" ", 2)
+        return int(parts[1]) if len(parts) > 1 and parts[0] == b"SIP/2.0" and parts[1].isdigit() else None
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM unwinds a runner like Ctrl-C does, so its servers are stopped and its work dir removed."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
+def missing_tools(tools: Sequence[str]) -> str | None:
+    """A line saying which tool is not installed (and its Debian package), or None."""
+    packages = {"sipp": "sip-tester", "taskset": "util-linux"}
+    for tool in tools:
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (apt-get install -y {packages.get(tool, tool)})"
+    return None
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str, alive: Callable[[], bool]) -> None:
@@ -251,3 +272,19 @@ class Kamailio(Server):
         argv = ["kamailio", "-f", str(cfg), "-DD", "-E", "-Y", str(rundir), "-P", str(rundir / "kamailio.pid")]
         self.spawn([*argv, "-m", "128", "-M", "16"])
         wait_until(lambda: sip_options_ping(self.sip_port), 20, "kamailio SIP", self.alive)
+
+
+@contextlib.contextmanager
+def running(server: Server) -> Iterator[Server]:
+    """The server started (its log tail printed if anything fails while it runs) and always stopped."""
+    say(f"\n== {server.name} {server.version()}: starting on UDP {LOOPBACK}:{server.sip_port}")
+    try:
+        server.start()
+        say(f"  ready (pid {server.pid}, idle CPU check: {server.cpu_ticks() / TICKS:.1f} s used so far)")
+        yield server
+    except Exception:
+        say(f"  {server.name} log tail:\n{textwrap.indent(server.log_tail(), '    ')}")
+        raise
+    finally:
+        server.stop()
+        say(f"  {server.name} stopped")

@@ -18,7 +18,6 @@ See README.md here and docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import hashlib
 import json
@@ -29,7 +28,6 @@ import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -37,8 +35,10 @@ REPO = HERE.parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from benchmarks.harness.charts import best_rate_bars, offered_vs_achieved, pyplot  # noqa: E402
 from benchmarks.harness.machine import machine  # noqa: E402
-from benchmarks.harness.proc import TICKS, children_cpu_seconds, core_busy_ticks  # noqa: E402
+from benchmarks.harness.options import add_ladder_options, finish  # noqa: E402
+from benchmarks.harness.proc import TICKS  # noqa: E402
 from benchmarks.harness.profiling import (  # noqa: E402
     finish_py_spy,
     profile_text,
@@ -47,29 +47,27 @@ from benchmarks.harness.profiling import (  # noqa: E402
     summarise_profile,
 )
 from benchmarks.harness.report import (  # noqa: E402
-    add_core_options,
     finish_run,
     load_line,
     markdown_table,
-    resolve_cores,
     save_figure,
 )
 from benchmarks.harness.servers import LOOPBACK, Kamailio, Server, Voxswitch, say  # noqa: E402
-from tests.peers.sipp import SippConfig, SippProcess, SippResult  # noqa: E402
+from benchmarks.harness.steps import (  # noqa: E402
+    SIPP_BUFFER,
+    Judging,
+    Step,
+    fmt_rate,
+    ladder,
+    limit_of,
+    pin,
+    run_step,
+)
+from tests.peers.sipp import SippConfig, SippProcess  # noqa: E402
 
 REALM = "voxswitch"
 SCENARIOS = {"options": HERE / "options.xml", "register": HERE / "register_digest.xml"}
 SERVERS = ("voxswitch", "kamailio")
-
-
-def _rmem_max() -> int:
-    try:
-        return int(Path("/proc/sys/net/core/rmem_max").read_text())
-    except (OSError, ValueError):
-        return 212_992
-
-
-SIPP_BUFFER = max(65_535, min(_rmem_max(), 8 * 1024 * 1024))
 
 
 def password_of(user: str) -> str:
@@ -106,66 +104,6 @@ def kamailio_server(workdir: Path, users: Sequence[str], cpu: str | None) -> Kam
 
 # ------------------------------------------------------------------------------------------------
 # Steps
-
-
-@dataclass
-class Step:
-    server: str
-    scenario: str
-    offered: float
-    calls: int
-    successful: int = 0
-    failed: int = 0
-    retransmissions: int = 0
-    unexpected: int = 0  # out-of-call and dead-call messages
-    achieved: float = 0.0
-    elapsed: float = 0.0
-    server_cpu: float = 0.0  # share of one core, 1.0 = 100 %
-    client_cpu: float = 0.0
-    server_core_busy: float | None = None  # the server's core, busy from all sources
-    other_on_server_core: float | None = None  # of which not the server
-    returncode: int = 0
-    timed_out: bool = False
-    passed: bool = False
-    reason: str = ""
-    kind: str = "ladder"  # ladder | warmup | profile
-
-    def line(self) -> str:
-        verdict = "clean" if self.passed else f"NOT CLEAN ({self.reason})"
-        other = f", others on its core {self.other_on_server_core:.0%}" if self.other_on_server_core is not None else ""
-        return (
-            f"offered {self.offered:>8.0f}/s -> {self.achieved:>8.0f}/s  "
-            f"{self.successful}/{self.calls} ok, {self.failed} failed, {self.retransmissions} retrans, "
-            f"{self.unexpected} stray | server CPU {self.server_cpu:.0%}{other}, SIPp CPU {self.client_cpu:.0%}"
-            f"  {verdict}"
-        )
-
-
-def _epoch(value: str) -> float | None:
-    # SIPp writes "2026-11-23<TAB>09:31:21.618190<TAB>1795426281.618190".
-    try:
-        return float(value.split("\t")[-1])
-    except (ValueError, IndexError):
-        return None
-
-
-def _stats_rows(path: Path) -> list[dict[str, str]]:
-    try:
-        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    except OSError:
-        return []
-    if len(lines) < 2:
-        return []
-    rows = list(csv.reader(lines, delimiter=";"))
-    header = rows[0]
-    return [{k: v for k, v in zip(header, row, strict=False) if k} for row in rows[1:]]
-
-
-def _int(stats: dict[str, str], key: str) -> int:
-    try:
-        return int(float(stats.get(key) or 0))
-    except ValueError:
-        return 0
 
 
 class Bench:
@@ -219,51 +157,16 @@ class Bench:
         self.runs += 1
         config = self.sipp_config(server, scenario, rate, calls, seconds)
         sipp = SippProcess(config, self.workdir / "sipp", name=f"{self.runs:03d}_{server.name}_{scenario}_{rate:g}")
-        if self.args.client_cpu is not None:
-            sipp.argv = ["taskset", "-c", self.args.client_cpu, *sipp.argv]
         step = Step(server.name, scenario, rate, calls, kind=kind)
-        core = f"cpu{self.args.server_cpu}" if self.args.server_cpu is not None else None
-        server0, busy0, child0, t0 = server.cpu_ticks(), core_busy_ticks(), children_cpu_seconds(), time.monotonic()
-        with sipp:  # starts SIPp; leaving kills it if still running
-            if during is not None:
-                during()
-            result: SippResult = sipp.wait(timeout=seconds * 3 + 30)
-            server1, busy1, child1, t1 = server.cpu_ticks(), core_busy_ticks(), children_cpu_seconds(), time.monotonic()
-        wall = t1 - t0
-        rows = _stats_rows(result.files.stats)
-        last = rows[-1] if rows else {}
-        step.successful = _int(last, "SuccessfulCall(C)")
-        step.failed = _int(last, "FailedCall(C)")
-        step.retransmissions = _int(last, "Retransmissions(C)")
-        step.unexpected = _int(last, "OutOfCallMsgs(C)") + _int(last, "DeadCallMsgs(C)")
-        start, end = _epoch(last.get("StartTime", "")), _epoch(last.get("CurrentTime", ""))
-        step.elapsed = (end - start) if start is not None and end is not None and end > start else wall
-        step.achieved = step.successful / step.elapsed if step.elapsed > 0 else 0.0
-        step.server_cpu = (server1 - server0) / TICKS / wall
-        step.client_cpu = (child1 - child0) / wall
-        if core is not None and core in busy0:
-            step.server_core_busy = (busy1[core] - busy0[core]) / TICKS / wall
-            step.other_on_server_core = max(0.0, step.server_core_busy - step.server_cpu)
-        step.returncode, step.timed_out = result.returncode, result.timed_out
-        problems = []
-        if step.failed:
-            problems.append(f"{step.failed} failed")
-        if step.successful < calls and not step.failed:
-            problems.append(f"{calls - step.successful} unfinished")
-        if step.retransmissions > self.args.max_retransmissions:
-            problems.append(f"{step.retransmissions} retransmissions")
-        if step.unexpected:
-            problems.append(f"{step.unexpected} stray messages")
-        if step.achieved < self.args.keep_up * rate:
-            problems.append(f"achieved {step.achieved / rate:.0%} of offered")
-        if result.timed_out:
-            problems.append("timed out")
-        elif result.returncode != 0 and not problems:
-            problems.append(f"sipp exit {result.returncode}")
-        if not server.alive():
-            problems.append("server died")
-        step.passed = not problems
-        step.reason = ", ".join(problems)
+        run_step(
+            step,
+            pin(sipp, self.args.client_cpu),
+            server,
+            Judging(keep_up=self.args.keep_up, max_retransmissions=self.args.max_retransmissions),
+            server_cpu=self.args.server_cpu,
+            timeout=seconds * 3 + 30,
+            during=during,
+        )
         self.steps.append(step)
         if not server.alive():
             raise RuntimeError(f"{server.name} died during a step:\n{server.log_tail()}")
@@ -284,40 +187,17 @@ class Bench:
     def ladder(self, server: Server, scenario: str) -> tuple[Step | None, Step | None]:
         """(highest clean step, lowest step that was not clean)."""
         args = self.args
-        best: Step | None = None
-        worst: Step | None = None
-        rate = float(args.start_rate)
-        tag = f"  [{server.name} {scenario}]"
-        while rate <= args.max_rate:
-            step = self.run_step(server, scenario, rate)
-            say(f"{tag} {step.line()}")
-            self.settle(step)
-            if step.passed:
-                best = step
-                if worst is not None:
-                    break  # came down after a failed start
-                rate *= args.factor
-            else:
-                worst = step
-                if best is not None:
-                    break
-                rate /= args.factor  # the start rate was already too high: come down
-                if rate < 10:
-                    break
-        for _ in range(args.refine):
-            if best is None or worst is None:
-                break
-            rate = round((best.offered + worst.offered) / 2)
-            if rate in (best.offered, worst.offered):
-                break
-            step = self.run_step(server, scenario, rate)
-            say(f"{tag} {step.line()}  (refining)")
-            self.settle(step)
-            if step.passed:
-                best = step
-            else:
-                worst = step
-        return best, worst
+        return ladder(
+            lambda rate: self.run_step(server, scenario, rate),
+            self.settle,
+            start_rate=args.start_rate,
+            factor=args.factor,
+            max_rate=args.max_rate,
+            refine=args.refine,
+            tag=f"  [{server.name} {scenario}]",
+            busy_share=args.busy_share,
+            busy_retries=args.busy_retries,
+        )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -369,28 +249,6 @@ def run_profile(
 # Report
 
 
-def limit_of(best: Step | None, worst: Step | None, max_rate: float) -> str:
-    """What stopped the ladder, judged from the first step that was not clean."""
-    if best is None:
-        return "no clean step"
-    if worst is None:
-        return f"ladder ceiling ({max_rate:g}/s) reached"
-    if worst.server_cpu >= 0.85 or (
-        worst.server_core_busy is not None and worst.server_core_busy >= 0.9 and worst.server_cpu >= 0.6
-    ):
-        return f"server CPU ({worst.server_cpu:.0%} of its core at {worst.offered:g}/s: {worst.reason})"
-    if worst.client_cpu >= 0.85:
-        return f"SIPp CPU ({worst.client_cpu:.0%} of its core at {worst.offered:g}/s: {worst.reason})"
-    return (
-        f"neither core saturated at {worst.offered:g}/s ({worst.reason}; server {worst.server_cpu:.0%}, "
-        f"SIPp {worst.client_cpu:.0%}): the server stalls or waits (pauses, locks, I/O), not its CPU"
-    )
-
-
-def fmt_rate(step: Step | None) -> str:
-    return f"{step.achieved:,.0f}" if step is not None else "-"
-
-
 def table(results: dict[str, dict[str, dict[str, object]]], scenarios: Sequence[str]) -> str:
     header = (
         "scenario",
@@ -433,73 +291,17 @@ def chart(
     scenarios: Sequence[str],
     info: dict[str, object],
 ) -> bool:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     colours = {"voxswitch": "#1f77b4", "kamailio": "#d62728"}
     fig, axes = plt.subplots(1, 1 + len(scenarios), figsize=(5.2 * (1 + len(scenarios)), 4.6))
-    bars = axes[0]
-    width = 0.38
-    for i, server in enumerate(SERVERS):
-        values = [(results.get(server, {}).get(s, {}).get("best") or Step(server, s, 0, 0)).achieved for s in scenarios]
-        xs = [j + (i - 0.5) * width for j in range(len(scenarios))]
-        drawn = bars.bar(xs, values, width, label=server.capitalize(), color=colours[server])
-        bars.bar_label(drawn, labels=[f"{v:,.0f}" for v in values], fontsize=8)
-    for j, s in enumerate(scenarios):
-        vb = results.get("voxswitch", {}).get(s, {}).get("best")
-        kb = results.get("kamailio", {}).get(s, {}).get("best")
-        if vb and kb and kb.achieved:
-            bars.annotate(
-                f"ratio {vb.achieved / kb.achieved:.2f}",
-                (j, 0),
-                xytext=(0, -28),
-                textcoords="offset points",
-                ha="center",
-                fontsize=8,
-            )
-    bars.set_xticks(range(len(scenarios)), [s.upper() for s in scenarios])
-    bars.set_yscale("log")
-    bars.set_ylabel("highest clean rate (calls/s, log)")
-    bars.set_title("Highest rate with zero failures")
-    bars.legend(fontsize=8)
+    best = {server: {s: r.get("best") for s, r in per.items()} for server, per in results.items()}
+    best_rate_bars(axes[0], scenarios, best, colours, "voxswitch", "kamailio")  # type: ignore[arg-type]
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("highest clean rate (calls/s, log)")
     for ax, s in zip(axes[1:], scenarios, strict=True):
-        for server in reversed(SERVERS):  # Voxswitch drawn last, on top where the two overlap
-            pts = sorted(
-                (st for st in steps if st.server == server and st.scenario == s and st.kind == "ladder"),
-                key=lambda st: st.offered,
-            )
-            if not pts:
-                continue
-            ax.plot([p.offered for p in pts], [p.achieved for p in pts], "-", color=colours[server], alpha=0.6)
-            ax.scatter(
-                [p.offered for p in pts if p.passed],
-                [p.achieved for p in pts if p.passed],
-                color=colours[server],
-                marker="o",
-                s=70 if server == "kamailio" else 22,  # a small dot inside a big one where both are clean
-                label=f"{server} clean",
-            )
-            ax.scatter(
-                [p.offered for p in pts if not p.passed],
-                [p.achieved for p in pts if not p.passed],
-                color=colours[server],
-                marker="x",
-                s=60,
-                label=f"{server} not clean",
-            )
-        lo = min((st.offered for st in steps if st.scenario == s), default=1)
-        hi = max((st.offered for st in steps if st.scenario == s), default=10)
-        ax.plot([lo, hi], [lo, hi], ":", color="grey", label="achieved = offered")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("offered (calls/s)")
-        ax.set_ylabel("achieved (calls/s)")
-        ax.set_title(f"{s.upper()}: offered vs achieved per step")
-        ax.legend(fontsize=7)
+        offered_vs_achieved(ax, steps, s, colours, f"{s.upper()}: offered vs achieved per step")
     save_figure(
         fig, path, f"SIP transactions, one core each -- {info['cpu_model']}, {info['nproc']} CPUs, {info['date']}"
     )
@@ -514,50 +316,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--servers", default=",".join(SERVERS), help="comma-separated: voxswitch,kamailio")
     p.add_argument("--scenarios", default="options,register", help="comma-separated: options,register")
     p.add_argument("--users", type=int, default=100, help="SIP accounts registered round-robin (default 100)")
-    p.add_argument("--step-seconds", type=float, default=5.0, help="length of each rate step (default 5)")
-    p.add_argument("--start-rate", type=float, default=250.0, help="first offered rate, calls/s (default 250)")
-    p.add_argument("--factor", type=float, default=2.0, help="rate multiplier between steps (default 2)")
-    p.add_argument("--refine", type=int, default=2, help="bisection steps after the first unclean one (default 2)")
-    p.add_argument("--max-rate", type=float, default=64000.0, help="stop climbing here (default 64000)")
-    p.add_argument("--keep-up", type=float, default=0.95, help="achieved/offered a clean step needs (default 0.95)")
-    p.add_argument("--max-retransmissions", type=int, default=0, help="retransmissions a clean step may have (0)")
-    add_core_options(p, "SIPp and py-spy")
-    p.add_argument("--no-profile", dest="profile", action="store_false", help="skip the py-spy profile")
-    p.add_argument("--profile-seconds", type=float, default=10.0, help="py-spy recording length (default 10)")
+    add_ladder_options(p, HERE, step_seconds=5.0, start_rate=250.0, max_rate=64000.0)
     p.add_argument(
         "--profile-native",
         action="store_true",
         help="also record C frames and waiting threads (pauses Voxswitch per sample)",
     )
-    p.add_argument(
-        "--voxswitch-cmd",
-        default=None,
-        metavar="COMMAND",
-        help="run Voxswitch with this command line instead of '.venv/bin/voxswitch serve'",
-    )
-    p.add_argument(
-        "--voxswitch-env",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="extra environment for Voxswitch, e.g. VOXSWITCH_SQLITE_SYNCHRONOUS=NORMAL",
-    )
-    p.add_argument("--out", type=Path, default=HERE / "results", help="where results go (default: results/ here)")
-    p.add_argument("--keep", action="store_true", help="keep the work directory (SIPp logs, server logs, data)")
     p.add_argument("--quick", action="store_true", help="2 s steps, 1 refinement, 4 s profile: a rough look")
     args = p.parse_args(argv)
     if args.quick:
         args.step_seconds, args.refine, args.profile_seconds = 2.0, 1, 4.0
-    resolve_cores(args)
-    args.servers = [s for s in args.servers.split(",") if s]
     args.scenarios = [s for s in args.scenarios.split(",") if s]
-    for s in args.servers:
-        if s not in SERVERS:
-            p.error(f"unknown server {s!r}")
     for s in args.scenarios:
         if s not in SCENARIOS:
             p.error(f"unknown scenario {s!r}")
-    return args
+    return finish(p, args, SERVERS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -566,7 +339,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if shutil.which(tool) is None:
             say(f"{tool} is not installed (apt-get install -y {'sip-tester' if tool == 'sipp' else tool})")
             return 2
-    extra_env = dict(item.split("=", 1) for item in args.voxswitch_env)
     info = machine()
     args.out.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="voxswitch-bench-sip-"))
@@ -588,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for name in args.servers:
             server: Server = (
-                voxswitch_server(workdir, users, args.server_cpu, extra_env, args.voxswitch_cmd)
+                voxswitch_server(workdir, users, args.server_cpu, args.voxswitch_env, args.voxswitch_cmd)
                 if name == "voxswitch"
                 else kamailio_server(workdir, users, args.server_cpu)
             )
@@ -630,7 +402,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    finish_run(info, [s.other_on_server_core for s in bench.steps if s.kind == "ladder"], started, time.monotonic())
+    finish_run(
+        info, [s.other_on_server_core for s in bench.steps if s.kind in ("ladder", "busy")], started, time.monotonic()
+    )
     info["versions"] = versions
 
     text_table = table(results, args.scenarios)
