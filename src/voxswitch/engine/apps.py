@@ -228,7 +228,9 @@ class CallContext:
         await self.answer()
         if beep_first:
             await self._play(frames_of(beep()))
-        recorder = CallRecorder(self.engine.media.clock, self.engine.recordings_dir, self.call.id, self.leg.media)
+        recorder = CallRecorder(
+            self.engine.media.clock, self.engine.recordings_dir, self.call.id, self.leg.media, max_seconds=max_seconds
+        )
         recorder.start()
         try:
             async with asyncio.timeout(max_seconds):

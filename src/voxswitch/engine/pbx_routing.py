@@ -18,6 +18,7 @@ trunk, app runs a registered app, voicemail plays a greeting and records a messa
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -114,6 +115,16 @@ def did_candidates(dialled: str) -> list[str]:
     return list(dict.fromkeys([dialled, f"+{digits}", digits]))
 
 
+@dataclass
+class RoutingTables:
+    dids: dict[str, Did]
+    routes: dict[int, list[RouteRule]]
+    blocklist: list[BlockedNumber]
+    devices: dict[int, Device]
+    commits: int  # Database.commits when loaded
+    loaded_at: float
+
+
 class PbxRouter:
     def __init__(
         self,
@@ -129,54 +140,64 @@ class PbxRouter:
         self.fallback = fallback
         self.zone = ZoneInfo(timezone)
         self.clock = clock or (lambda: datetime.now(UTC))
+        self._cache: RoutingTables | None = None
 
     def local_now(self) -> datetime:
         now = self.clock()
         return (now if now.tzinfo else now.replace(tzinfo=UTC)).astimezone(self.zone)
 
     async def route(self, incoming: Incoming) -> Route | Refusal:
-        async with self.db.session() as s:
-            blocked = await self._blocked(s, incoming.caller)
-            if blocked is not None:
-                log.info("blocked caller %s (%s)", incoming.caller, blocked.reason)
-                return Route(refuse, "blocked", {"status": 603, "cause": f"blocked: {blocked.reason or 'blocklist'}"})
-            did = (
-                await s.execute(select(Did).where(Did.phone_number.in_(did_candidates(incoming.dialled))))
-            ).scalar_one_or_none()
-            if did is not None:
-                return await self._did_route(s, did, incoming)
-            target = self.accounts.get(incoming.dialled)
-            if target is not None and target.dnd:
-                return Route(refuse, "dnd", {"status": 486, "cause": "do not disturb"}, direction="internal")
-            route = await self.fallback.route(incoming)
-            if isinstance(route, Route) and route.direction == "outbound" and incoming.device is not None:
+        tables = await self._tables()
+        blocked = next((b for b in tables.blocklist if number_matches(b.phone_number, incoming.caller)), None)
+        if blocked is not None:
+            log.info("blocked caller %s (%s)", incoming.caller, blocked.reason)
+            return Route(refuse, "blocked", {"status": 603, "cause": f"blocked: {blocked.reason or 'blocklist'}"})
+        did = next((tables.dids[n] for n in did_candidates(incoming.dialled) if n in tables.dids), None)
+        if did is not None:
+            return self._did_route(tables, did, incoming)
+        target = self.accounts.get(incoming.dialled)
+        if target is not None and target.dnd:
+            return Route(refuse, "dnd", {"status": 486, "cause": "do not disturb"}, direction="internal")
+        route = await self.fallback.route(incoming)
+        if isinstance(route, Route) and route.direction == "outbound" and incoming.device is not None:
+            async with self.db.session() as s:
                 refusal = await self._may_call_out(s, incoming.device)
-                if refusal is not None:
-                    return refusal
-            return route
+            if refusal is not None:
+                return refusal
+        return route
 
-    async def _blocked(self, s: Any, caller: str) -> BlockedNumber | None:
-        for entry in (await s.execute(select(BlockedNumber))).scalars():
-            if number_matches(entry.phone_number, caller):
-                return entry
-        return None
+    async def _tables(self) -> RoutingTables:
+        """The DIDs, routes and blocklist, kept in memory: reloaded (one session, three queries) after
+        any commit through this database, and at least every second for writers elsewhere."""
+        now = asyncio.get_running_loop().time()
+        cached = self._cache
+        if cached is not None and cached.commits == self.db.commits and now - cached.loaded_at < 1.0:
+            return cached
+        commits = self.db.commits
+        async with self.db.session() as s:
+            dids = {d.phone_number: d for d in (await s.execute(select(Did))).scalars()}
+            routes: dict[int, list[RouteRule]] = {}
+            for r in (await s.execute(select(CallRoute))).scalars():
+                rule = RouteRule(r.id, r.name, r.priority, r.conditions, r.action, r.action_data, r.enabled)
+                routes.setdefault(r.did_id, []).append(rule)
+            blocklist = list((await s.execute(select(BlockedNumber))).scalars())
+            devices = {d.id: d for d in (await s.execute(select(Device))).scalars()}
+        self._cache = RoutingTables(dids, routes, blocklist, devices, commits, now)
+        return self._cache
 
-    async def _did_route(self, s: Any, did: Did, incoming: Incoming) -> Route:
-        rows = (await s.execute(select(CallRoute).where(CallRoute.did_id == did.id))).scalars().all()
-        rules = [RouteRule(r.id, r.name, r.priority, r.conditions, r.action, r.action_data, r.enabled) for r in rows]
-        rule = choose(rules, self.local_now(), incoming.caller)
+    def _did_route(self, tables: RoutingTables, did: Did, incoming: Incoming) -> Route:
+        rule = choose(tables.routes.get(did.id, []), self.local_now(), incoming.caller)
         if rule is None:
             return Route(announce, "no-route", {"text": NO_ROUTE_ANNOUNCEMENT}, did=did.phone_number)
-        app, params = await self._action(s, rule, did)
+        app, params = self._action(tables, rule, did)
         return Route(app, rule.action, params, direction="inbound", did=did.phone_number, route_id=rule.id)
 
-    async def _action(self, s: Any, rule: RouteRule, did: Did) -> tuple[Any, dict[str, Any]]:
+    def _action(self, tables: RoutingTables, rule: RouteRule, did: Did) -> tuple[Any, dict[str, Any]]:
         data = dict(rule.action_data)
         if rule.action in ("forward", "ring_group"):
             ids = [data["device_id"]] if rule.action == "forward" else list(data.get("device_ids", []))
-            devices = (await s.execute(select(Device).where(Device.id.in_(ids)))).scalars().all()
-            by_id = {d.id: d for d in devices}
-            names = [by_id[i].username for i in ids if i in by_id and by_id[i].enabled and not by_id[i].dnd]
+            by_id = tables.devices
+            names = [by_id[i].username for i in ids if i in by_id and self._reachable(by_id[i].username)]
             if not names:
                 return refuse, {"status": 486, "cause": "no device available"}
             strategy = data.get("strategy", "simultaneous")
@@ -196,6 +217,11 @@ class PbxRouter:
         if rule.action == "voicemail":
             return voicemail, {"greeting": data.get("greeting") or VOICEMAIL_GREETING, "did_id": did.id}
         return refuse, {"status": 486 if data.get("reason") == "busy" else 603, "cause": data.get("reason") or "route"}
+
+    def _reachable(self, username: str) -> bool:
+        """Enabled and not in do-not-disturb, as the registrar's accounts say now."""
+        account = self.accounts.get(username)
+        return account is not None and account.enabled and not account.dnd
 
     async def _may_call_out(self, s: Any, device: str) -> Refusal | None:
         account = self.accounts.get(device)

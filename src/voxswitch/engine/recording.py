@@ -32,8 +32,10 @@ class CallRecorder:
         right: MediaSession | None = None,
         *,
         stereo: bool = False,
+        max_seconds: float | None = None,
     ) -> None:
         self.clock = clock
+        self.max_ticks = round(max_seconds / PTIME) if max_seconds is not None else None
         self.call_id = call_id
         self.left, self.right = left, right
         self.stereo = stereo or right is not None
@@ -64,6 +66,8 @@ class CallRecorder:
             self._started = now
         due = round((now - self._started) / PTIME) + 1
         missing = max(1, due - self._ticks)
+        if self.max_ticks is not None:  # a recording's length is capped exactly, however late its timer
+            missing = min(missing, self.max_ticks - self._ticks)
         for k in range(missing):
             at = now - (missing - 1 - k) * PTIME
             heard = self.left.take_frame(at)

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import event, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 
 _POSTGRES_SCHEMES = {
     "postgres",
@@ -73,11 +74,22 @@ class Database:
         self.url = url
         self.sqlite_synchronous = sqlite_synchronous
         self.engine = create_engine(url, sqlite_synchronous=sqlite_synchronous)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Every ORM commit through this database counts here, so in-memory copies of rarely changed
+        # tables (the PBX's routing) know when to reload without a query per call.
+        self.commits = 0
+
+        class _Session(Session):
+            pass
+
+        event.listen(_Session, "after_commit", self._committed)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, sync_session_class=_Session)
         # SQLite has one write lock per file; pooled connections that race for it sleep in its busy
         # handler (measured: 70 % of samples under REGISTER load). Hot write paths queue here instead.
         self._write_lock = asyncio.Lock() if is_sqlite(url) else None
         self.writers: dict[str, Any] = {}  # group-commit writers by name (store/group_commit.py)
+
+    def _committed(self, session: Session) -> None:
+        self.commits += 1
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
