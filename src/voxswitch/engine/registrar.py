@@ -1,8 +1,13 @@
 """Registrar bindings kept in the store and mirrored in memory (RFC 3261 §10.3).
 
-The RFC's rules live in `sip.registrar`; this module makes their outcome durable (one transaction
-per REGISTER, so bindings survive a restart) and fast to look up (an in-memory copy per AOR, loaded
-at start). REGISTERs for one AOR are processed one at a time.
+The RFC's rules live in `sip.registrar`; this module makes their outcome durable and fast to look
+up (an in-memory copy per AOR, loaded at start). REGISTERs for one AOR are processed one at a time;
+REGISTERs for different AORs that arrive while a commit runs share the next one (group commit), and
+each 200 waits until its own binding is committed (`store.registrations` writes the batch).
+
+Device history (`sip_events`) records a change of an AOR's binding set: a contact, its source
+address or its transport appearing or going. A refresh of the same bindings (a phone re-registers
+every few minutes) only moves their expiry and logs nothing.
 """
 
 from __future__ import annotations
@@ -12,17 +17,21 @@ import time
 from collections import defaultdict
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, insert, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import delete, select
 
 from voxswitch.sip.message import Request
 from voxswitch.sip.registrar import Binding, RegisterOutcome, RegistrarPolicy, process_register
 from voxswitch.store.database import Database
-from voxswitch.store.models import Registration, SipEvent, utcnow
+from voxswitch.store.models import Registration
+from voxswitch.store.registrations import BindingBatch, BindingRow, BindingWriter, EventRow, binding_writer
 
 
 def _wall(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
+
+
+def _where(bindings: list[Binding]) -> set[tuple[str, str, int, str]]:
+    return {(b.contact, b.source_host, b.source_port, b.transport) for b in bindings}
 
 
 class BindingBook:
@@ -31,7 +40,8 @@ class BindingBook:
         self.policy = policy or RegistrarPolicy()
         self._by_aor: dict[str, list[Binding]] = {}
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._pending: list[tuple[str, int, RegisterOutcome, str, int, asyncio.Future[None]]] = []
+        self._writer: BindingWriter = binding_writer(db)
+        self._pending: list[tuple[BindingBatch, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
     async def load(self) -> None:
@@ -77,15 +87,22 @@ class BindingBook:
             dropped = self._by_aor.pop(aor, [])
         return len(dropped)
 
+    async def close(self) -> None:
+        """Finish the commit under way, then release the writer's connection."""
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        await self._writer.close()
+
     async def register(
         self, aor: str, device_id: int, request: Request, *, source_host: str, source_port: int, transport: str
     ) -> RegisterOutcome:
         """Apply a REGISTER; raises `sip.registrar.RegistrarError` for the RFC's refusals."""
         async with self._locks[aor]:
             now = time.time()
+            before = self.lookup(aor, now)
             outcome = process_register(
                 request,
-                self._by_aor.get(aor, []),
+                before,
                 now,
                 source_host=source_host,
                 source_port=source_port,
@@ -93,8 +110,16 @@ class BindingBook:
                 policy=self.policy,
             )
             if outcome.upserts or outcome.removals:
+                batch = BindingBatch(
+                    removals=[(aor, contact) for contact in outcome.removals],
+                    upserts=[_row(device_id, aor, b) for b in outcome.upserts],
+                )
+                if _where(outcome.keep) != _where(before):
+                    kind = "registered" if outcome.keep else "unregistered"
+                    detail = ", ".join(b.contact for b in outcome.keep) or ", ".join(outcome.removals)
+                    batch.events.append(EventRow(device_id, aor, kind, f"{source_host}:{source_port}", detail))
                 committed = asyncio.get_running_loop().create_future()
-                self._pending.append((aor, device_id, outcome, source_host, source_port, committed))
+                self._pending.append((batch, committed))
                 if self._flusher is None or self._flusher.done():
                     self._flusher = asyncio.get_running_loop().create_task(self._flush())
                 await committed  # the 200 goes out only once the binding is durable
@@ -102,63 +127,38 @@ class BindingBook:
             return outcome
 
     async def _flush(self) -> None:
-        """Group commit: every REGISTER that arrived while the last commit ran goes in the next one,
-        as three statements for the whole batch (delete the changed bindings, insert, log events)."""
+        """Group commit: every REGISTER that arrived while the last commit ran goes in the next one."""
         while self._pending:
-            batch, self._pending = self._pending, []
+            pending, self._pending = self._pending, []
+            batch = BindingBatch()
+            for part, _ in pending:
+                batch.removals += part.removals
+                batch.upserts += part.upserts
+                batch.events += part.events
             try:
-                async with self.db.writing() as s:
-                    await self._write(s, batch)
-                    await s.commit()
+                await self._writer.write(batch)
             except Exception as exc:
-                for *_, committed in batch:
+                for _, committed in pending:
                     if not committed.done():
                         committed.set_exception(exc)
                 continue
-            for *_, committed in batch:
+            for _, committed in pending:
                 if not committed.done():
                     committed.set_result(None)
 
-    @staticmethod
-    async def _write(
-        s: AsyncSession, batch: list[tuple[str, int, RegisterOutcome, str, int, asyncio.Future[None]]]
-    ) -> None:
-        changed = [
-            (aor, contact)
-            for aor, _, outcome, *_ in batch
-            for contact in {b.contact for b in outcome.upserts} | set(outcome.removals)
-        ]
-        await s.execute(delete(Registration).where(tuple_(Registration.aor, Registration.contact).in_(changed)))
-        rows = [
-            {
-                "device_id": device_id,
-                "aor": aor,
-                "contact": b.contact,
-                "expires_at": _wall(b.expires_at),
-                "q": b.q,
-                "call_id": b.call_id,
-                "cseq": b.cseq,
-                "source_host": b.source_host,
-                "source_port": b.source_port,
-                "transport": b.transport,
-                "user_agent": b.user_agent,
-                "instance_id": b.instance_id,
-                "updated_at": utcnow(),
-            }
-            for aor, device_id, outcome, *_ in batch
-            for b in outcome.upserts
-        ]
-        if rows:
-            await s.execute(insert(Registration), rows)
-        events = [
-            {
-                "device_id": device_id,
-                "username": aor,
-                "kind": "registered" if outcome.keep else "unregistered",
-                "source": f"{host}:{port}",
-                "detail": ", ".join(b.contact for b in outcome.keep) or ", ".join(outcome.removals),
-                "created_at": utcnow(),
-            }
-            for aor, device_id, outcome, host, port, _ in batch
-        ]
-        await s.execute(insert(SipEvent), events)
+
+def _row(device_id: int, aor: str, b: Binding) -> BindingRow:
+    return BindingRow(
+        device_id,
+        aor,
+        b.contact,
+        b.expires_at,
+        b.q,
+        b.call_id,
+        b.cseq,
+        b.source_host,
+        b.source_port,
+        b.transport,
+        b.user_agent,
+        b.instance_id,
+    )

@@ -283,6 +283,11 @@ class SipServer:
         except RegistrarError as exc:
             self.stack.respond(txn, build_response(request, exc.status, exc.reason, headers=exc.headers))
             return
+        except Exception:  # the store refused the binding: no 200 for what is not durable
+            log.exception("registrar could not store the binding of %s", account.username)
+            if not txn.terminated:
+                self.stack.respond(txn, build_response(request, 500, "Server Internal Error"))
+            return
         outcome.response.add("Date", formatdate(usegmt=True))
         self.stack.respond(txn, outcome.response)
 
