@@ -51,6 +51,7 @@ __all__ = [
     "canonical_name",
     "header_key",
     "is_token",
+    "known_name",
     "lookup_name",
     "parse_auth",
     "parse_cseq",
@@ -111,6 +112,13 @@ _NAMES: dict[str, tuple[str, str]] = {name.lower(): (name.lower(), name) for nam
 _NAMES.update({short: (full.lower(), full) for short, full in _COMPACT.items()})
 KNOWN_NAMES: Mapping[str, tuple[str, str]] = MappingProxyType(_NAMES)
 """Lowercase header name (full or compact) -> ``(key, canonical spelling)``."""
+# The same entries under the spellings met most (canonical, lowercase, compact in either case), so
+# the lookups every message makes skip the ``lower()``; anything else falls back to `_NAMES`.
+_SPELLINGS: dict[str, tuple[str, str]] = {
+    **_NAMES,
+    **{entry[1]: entry for entry in _NAMES.values()},
+    **{short.upper(): _NAMES[short] for short in _COMPACT},
+}
 
 # Headers whose values are comma-separated lists (§7.3.1). Others (Date, WWW-Authenticate,
 # Authorization, free text such as Subject) may hold commas that separate nothing.
@@ -128,13 +136,18 @@ LIST_HEADERS = frozenset(
 
 def lookup_name(name: str) -> tuple[str, str]:
     """``(key, spelling)`` for a header name: the lowercase key and the name as it will be written."""
-    found = _NAMES.get(name.lower())
+    found = _SPELLINGS.get(name) or _NAMES.get(name.lower())
     return found if found is not None else (name.lower(), name)
+
+
+def known_name(name: str) -> tuple[str, str] | None:
+    """`lookup_name` for known names only: None for a name this module does not know."""
+    return _SPELLINGS.get(name) or _NAMES.get(name.lower())
 
 
 def header_key(name: str) -> str:
     """The lowercase key of a header name, compact forms expanded: ``"v"`` and ``"VIA"`` -> ``"via"``."""
-    found = _NAMES.get(name.lower())
+    found = _SPELLINGS.get(name) or _NAMES.get(name.lower())
     return found[0] if found is not None else name.lower()
 
 
@@ -284,6 +297,10 @@ class NameAddr:
         return f"{display}<{self.uri}>{self.params}"
 
 
+_LWS_OR_LT = re.compile(r"[ \t<]")
+_NOT_IN_BARE_URI = re.compile(r'[ \t,?<>"]')
+
+
 def parse_name_addr(text: str, what: str = "Header") -> NameAddr:
     """One ``(name-addr / addr-spec) *(SEMI param)`` element; errors name `what` (e.g. "From")."""
     try:
@@ -316,13 +333,13 @@ def _parse_name_addr(text: str, what: str) -> NameAddr:
         if gt < 0:
             raise _bad(what, text)
         uri_text = s[lt + 1 : gt]
-        if not uri_text or any(c in uri_text for c in " \t<"):
+        if not uri_text or _LWS_OR_LT.search(uri_text):
             raise _bad(what, text)  # RFC 4475 §3.1.2.14: no LWS inside <>
         rest = s[gt + 1 :]
     else:
         semi = s.find(";")
         uri_text = s if semi < 0 else s[:semi].rstrip(_WS)
-        if not uri_text or any(c in uri_text for c in ' \t,?<>"'):
+        if not uri_text or _NOT_IN_BARE_URI.search(uri_text):
             raise _bad(what, text)  # §20: such a URI MUST be enclosed in <>
         rest = "" if semi < 0 else s[semi:]
     value = NameAddr(parse_uri(uri_text), display, parse_params(rest, what) if rest else NO_PARAMS)
@@ -332,6 +349,8 @@ def _parse_name_addr(text: str, what: str) -> NameAddr:
 
 def parse_name_addrs(value: str, what: str = "Header") -> list[NameAddr]:
     """A comma-separated list of name-addr values (Contact, Route, Record-Route, ...)."""
+    if "," not in value:  # the usual case: one value
+        return [parse_name_addr(value, what)]
     pieces = split_list(value, what)
     if any(not piece for piece in pieces):
         raise _bad(what, value)
@@ -435,6 +454,8 @@ def parse_via(text: str) -> Via:
 
 
 def parse_vias(value: str) -> list[Via]:
+    if "," not in value:  # the usual case: one value
+        return [parse_via(value)]
     pieces = split_list(value, "Via")
     if any(not piece for piece in pieces):
         raise _bad("Via", value)  # RFC 4475 §3.1.2.1: empty list elements

@@ -94,6 +94,8 @@ def response_target(request: Request, source: Target) -> Target:
         return Target(source.transport, via.maddr, via.port or 5060)
     host = via.received or via.host
     port = via.rport or via.port or 5060
+    if host == source.host and port == source.port:
+        return source  # the usual case: the Via names where the request came from
     return Target(source.transport, host, port)
 
 
@@ -257,7 +259,7 @@ class SipStack:
     # for the handler -----------------------------------------------------------------------------
 
     def respond(self, txn: ServerTransaction, response: Response) -> None:
-        if self.user_agent and "server" not in response:
+        if self.user_agent and not response.has_key("server"):
             response.add("Server", self.user_agent)
         self._run(self.layer.respond(txn, response, self.now()))
 
