@@ -73,10 +73,10 @@ class Algorithm(StrEnum):
 
     @classmethod
     def parse(cls, text: str) -> Algorithm:
-        for alg in cls:
-            if alg.value.lower() == text.lower():
-                return alg
-        raise UnsupportedAlgorithm(f"unsupported algorithm {text!r}")
+        alg = _BY_NAME.get(text.lower())
+        if alg is None:
+            raise UnsupportedAlgorithm(f"unsupported algorithm {text!r}")
+        return alg
 
     @property
     def base(self) -> Algorithm:
@@ -91,6 +91,12 @@ class Algorithm(StrEnum):
     def strength(self) -> int:
         """Client ranking (RFC 8760 §2.4): SHA-256 beats MD5; ties keep the server's order."""
         return 2 if self.base is Algorithm.SHA256 else 1
+
+
+_BY_NAME = {alg.value.lower(): alg for alg in Algorithm}
+_HASH = {  # every request is hashed three times: no hashlib.new() name lookup each time
+    alg: hashlib.sha256 if alg.base is Algorithm.SHA256 else hashlib.md5 for alg in Algorithm
+}
 
 
 # RFC 7230 §3.2.6 tchar; unquoted values are read more loosely (see _parse_params).
@@ -111,10 +117,14 @@ def _check_text(text: str, what: str) -> None:
         raise DigestError(f"unencodable character in {what}") from None
 
 
-def _skip_ows(s: str, i: int) -> int:
-    while i < len(s) and s[i] in " \t":
-        i += 1
-    return i
+# One auth-param after OWS and commas: a token, "=", a quoted-string (group 2) or a loose value
+# (group 3), then OWS before a comma or the end (RFC 3261 §25.1 digest-cln / dig-resp).
+_PARAM = re.compile(
+    r'[ \t,]*([!#$%&\'*+\-.^_`|~0-9A-Za-z]+)[ \t]*=[ \t]*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))[ \t]*(?=,|\Z)',
+    re.DOTALL,
+)
+_SEPARATORS = re.compile(r"[ \t,]*")
+_ESCAPED = re.compile(r"\\(.)", re.DOTALL)
 
 
 def _parse_params(value: str) -> dict[str, str]:
@@ -128,54 +138,25 @@ def _parse_params(value: str) -> dict[str, str]:
     m = _TOKEN.match(s)
     if m is None or m.group().lower() != "digest":
         raise DigestError("auth scheme is not Digest")
-    i = m.end()
-    if i < len(s) and s[i] not in " \t":
+    pos, end = m.end(), len(s)
+    if pos < end and s[pos] not in " \t":
         raise DigestError("expected whitespace after 'Digest'")
     params: dict[str, str] = {}
     while True:
-        i = _skip_ows(s, i)
-        while i < len(s) and s[i] == ",":
-            i = _skip_ows(s, i + 1)
-        if i >= len(s):
-            break
-        m = _TOKEN.match(s, i)
+        m = _PARAM.match(s, pos)
         if m is None:
-            raise DigestError(f"expected a parameter name at offset {i}")
-        name = m.group().lower()
-        i = _skip_ows(s, m.end())
-        if i >= len(s) or s[i] != "=":
-            raise DigestError(f"expected '=' after {name!r}")
-        i = _skip_ows(s, i + 1)
-        if i < len(s) and s[i] == '"':
-            chars: list[str] = []
-            i += 1
-            while True:
-                if i >= len(s):
-                    raise DigestError(f"unterminated quoted string in {name!r}")
-                c = s[i]
-                if c == "\\":
-                    if i + 1 >= len(s):
-                        raise DigestError(f"dangling escape in {name!r}")
-                    chars.append(s[i + 1])
-                    i += 2
-                elif c == '"':
-                    i += 1
-                    break
-                else:
-                    chars.append(c)
-                    i += 1
-            val = "".join(chars)
-        else:
-            m = _LOOSE_VALUE.match(s, i)
-            if m is None:
-                raise DigestError(f"missing value for {name!r}")
-            val, i = m.group(), m.end()
+            if _SEPARATORS.match(s, pos).end() == end:  # type: ignore[union-attr]  # always matches
+                break
+            raise DigestError(f"malformed parameter at offset {pos}")
+        name, quoted, loose = m.groups()
+        name = name.lower()
         if name in params:
             raise DigestError(f"duplicate parameter {name!r}")
-        params[name] = val
-        i = _skip_ows(s, i)
-        if i < len(s) and s[i] != ",":
-            raise DigestError(f"expected ',' after {name!r}")
+        if quoted is None:
+            params[name] = loose
+        else:
+            params[name] = _ESCAPED.sub(r"\1", quoted) if "\\" in quoted else quoted
+        pos = m.end()
     if not params:
         raise DigestError("no parameters")
     return params
@@ -198,7 +179,7 @@ def _require(params: dict[str, str], *names: str) -> None:
             raise DigestError(f"missing {name!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Challenge:
     """One ``WWW-Authenticate`` / ``Proxy-Authenticate`` value (RFC 2617 §3.2.1, RFC 7616 §3.3)."""
 
@@ -241,7 +222,7 @@ class Challenge:
         return "Digest " + ", ".join(parts)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Credentials:
     """One ``Authorization`` / ``Proxy-Authorization`` value (RFC 2617 §3.2.2, RFC 7616 §3.4)."""
 
@@ -305,8 +286,7 @@ class Credentials:
 
 def _h(algorithm: Algorithm, data: str | bytes) -> str:
     raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogateescape")
-    name = "sha256" if algorithm.base is Algorithm.SHA256 else "md5"
-    return hashlib.new(name, raw, usedforsecurity=False).hexdigest()
+    return _HASH[algorithm](raw, usedforsecurity=False).hexdigest()
 
 
 def compute_ha1(username: str, realm: str, password: str, algorithm: Algorithm = Algorithm.MD5) -> str:
@@ -344,14 +324,14 @@ def compute_response(
 # --------------------------------------------------------------------------------------------- server
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Password:
     """A plaintext password returned by a :data:`SecretLookup`."""
 
     value: str = field(repr=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HA1:
     """A stored ``H(username:realm:password)`` (hex) for the lookup's base algorithm."""
 
@@ -369,7 +349,7 @@ class AuthOutcome(Enum):
     MALFORMED = "malformed"  # unparseable header: 400
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AuthResult:
     outcome: AuthOutcome
     username: str | None = None  # set only when OK
@@ -414,11 +394,21 @@ class DigestServer:
         self._max = max_tracked_nonces
         self._nc: OrderedDict[str, int] = OrderedDict()  # nonce -> highest nc accepted
         self._forgotten_upto = float("-inf")  # newest issue time of any nonce evicted from _nc
+        self._realm_bytes = realm.encode("utf-8", "surrogateescape") + b"\0"
+        # Every challenge is the same text around a fresh nonce: cut once, per algorithm and stale flag.
+        marker = "n" * 43  # as long as a real nonce; quoted realms cannot contain `nonce="` unescaped
+        self._templates: dict[bool, list[tuple[str, str]]] = {}
+        for stale in (False, True):
+            parts = []
+            for alg in self.algorithms:
+                text = str(Challenge(realm=realm, nonce=marker, algorithm=alg, qop=self.qop, stale=stale))
+                head, _, tail = text.partition(f'nonce="{marker}"')
+                parts.append((head + 'nonce="', '"' + tail))
+            self._templates[stale] = parts
 
     # RFC 2617 §3.2.1: the nonce is opaque to the client; ours is self-authenticating.
     def _mac(self, body: bytes) -> bytes:
-        msg = self.realm.encode("utf-8", "surrogateescape") + b"\0" + body
-        return hmac.new(self._secret, msg, hashlib.sha256).digest()[:_MAC_LEN]
+        return hmac.digest(self._secret, self._realm_bytes + body, "sha256")[:_MAC_LEN]
 
     def make_nonce(self, now: float) -> str:
         body = _NONCE_STRUCT.pack(now, self._entropy(16))
@@ -443,10 +433,7 @@ class DigestServer:
     def challenge(self, now: float, *, stale: bool = False) -> list[str]:
         """Header values for a 401/407: one per algorithm, strongest first (RFC 8760 §2.4)."""
         nonce = self.make_nonce(now)
-        return [
-            str(Challenge(realm=self.realm, nonce=nonce, algorithm=alg, qop=self.qop, stale=stale))
-            for alg in self.algorithms
-        ]
+        return [head + nonce + tail for head, tail in self._templates[stale]]
 
     def verify(
         self,
