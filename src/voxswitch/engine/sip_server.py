@@ -73,6 +73,7 @@ class SipServer:
         self.guard = AuthGuard(config.ban, on_ban=self._on_ban)
         self.stack = SipStack(self, timers=config.timers, drop=self._banned)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._date_second, self._date_text = 0, ""
         self.calls: CallManager | None = None  # set by the engine once media and TTS are ready
 
     # lifecycle -----------------------------------------------------------------------------------
@@ -288,8 +289,15 @@ class SipServer:
             if not txn.terminated:
                 self.stack.respond(txn, build_response(request, 500, "Server Internal Error"))
             return
-        outcome.response.add("Date", formatdate(usegmt=True))
+        outcome.response.add("Date", self._date())
         self.stack.respond(txn, outcome.response)
+
+    def _date(self) -> str:
+        """The Date of a REGISTER's 200 (§10.3 step 8, §20.17), formatted once a second."""
+        second = int(time.time())
+        if second != self._date_second:
+            self._date_second, self._date_text = second, formatdate(second, usegmt=True)
+        return self._date_text
 
     # MESSAGE (RFC 3428) ---------------------------------------------------------------------------
 

@@ -50,7 +50,7 @@ class Timers:
         return 64 * self.t1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Target:
     """Where a message goes or came from. `transport` is UDP, TCP, TLS, WS or WSS."""
 
@@ -90,13 +90,13 @@ class SentResponse:
         return self.data
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Send:
     message: SipMessage | SentResponse
     target: Target
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Deliver:
     """A message for the TU. `transaction` is None for a 2xx ACK or a stray response (§17.1.1.2)."""
 
@@ -105,22 +105,22 @@ class Deliver:
     transaction: Transaction | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Timeout:
     transaction: Transaction
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TransportFailed:
     transaction: Transaction
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Terminated:
     transaction: Transaction
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Merged:
     """§8.2.2.2: the same request reached us twice by different paths; answer 482 statelessly."""
 
@@ -220,7 +220,7 @@ TRANSITIONS: dict[type[Enum], set[tuple[Enum, Enum]]] = {
 # --- transactions ------------------------------------------------------------------------------
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Transaction:
     """What every transaction shares: its key, request, peer, state and armed timers."""
 
@@ -264,7 +264,7 @@ class Transaction:
         raise NotImplementedError
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class InviteClientTransaction(Transaction):
     interval: float = 0.0
 
@@ -313,7 +313,7 @@ class InviteClientTransaction(Transaction):
             self._move(ICState.TERMINATED, out)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class NonInviteClientTransaction(Transaction):
     interval: float = 0.0
 
@@ -351,7 +351,7 @@ class NonInviteClientTransaction(Transaction):
             self._move(NCState.TERMINATED, out)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class InviteServerTransaction(Transaction):
     interval: float = 0.0
 
@@ -401,7 +401,7 @@ class InviteServerTransaction(Transaction):
             self._move(ISState.TERMINATED, out)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class NonInviteServerTransaction(Transaction):
     def on_request(self, req: Request, source: Target | None, now: float, out: list[Action]) -> None:
         # §17.2.2: retransmissions are answered with the last response, or absorbed while Trying

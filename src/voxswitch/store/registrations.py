@@ -60,7 +60,7 @@ class EventRow(NamedTuple):
     detail: str
 
 
-@dataclass
+@dataclass(slots=True)
 class BindingBatch:
     """What one group commit writes: removals first, then upserts, then events."""
 
