@@ -30,6 +30,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -304,9 +305,17 @@ _NOT_IN_BARE_URI = re.compile(r'[ \t,?<>"]')
 def parse_name_addr(text: str, what: str = "Header") -> NameAddr:
     """One ``(name-addr / addr-spec) *(SEMI param)`` element; errors name `what` (e.g. "From")."""
     try:
-        return _parse_name_addr(text, what)
+        return _name_addr(text)
     except SipParseError:
         raise _bad(what, text) from None
+
+
+# NameAddr is immutable, and a registrar meets the same values again and again: From, To and
+# Contact of a challenged REGISTER come back in the one that answers the challenge, and To and
+# Contact on every refresh. Values that fail to parse are not kept.
+@lru_cache(maxsize=4096)
+def _name_addr(text: str) -> NameAddr:
+    return _parse_name_addr(text, "Header")
 
 
 def _parse_name_addr(text: str, what: str) -> NameAddr:
