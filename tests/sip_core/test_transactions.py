@@ -199,6 +199,17 @@ def test_non_invite_server_repeats_final_and_timer_j() -> None:
     assert [t for t, a in log if isinstance(a, Terminated)] == [32.1]  # Timer J = 64*T1 on UDP
 
 
+def test_a_stateless_challenge_ends_the_transaction_and_a_retransmission_is_new() -> None:
+    tl = layer()
+    req = make_request("REGISTER")
+    txn = tl.receive(req, UDP, now=0.0)[0].transaction
+    out = tl.respond(txn, build_response(req, 401, to_tag="t"), now=0.1, stateless=True)
+    assert [m.status for m in sends(out)] == [401] and any(isinstance(a, Terminated) for a in out)
+    assert txn.state is NSState.TERMINATED and tl.transactions == {} and tl.next_deadline() is None
+    again = tl.receive(req, UDP, now=0.6)  # §26.3.2.4: not absorbed, the TU challenges it afresh
+    assert isinstance(again[0], Deliver) and again[0].transaction is not txn
+
+
 def test_merged_request_is_detected() -> None:
     tl = layer()
     first = make_request("MESSAGE")

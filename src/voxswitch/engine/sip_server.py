@@ -187,8 +187,8 @@ class SipServer:
         if credentials is None:
             if request.get_all(header):
                 self.stack.respond(txn, build_response(request, 400, "Bad Request - Malformed Credentials"))
-            else:
-                self._challenge(txn, request, stale=False)
+            else:  # the first request of every registration: challenged statelessly (§26.3.2.4)
+                self._challenge(txn, request, stale=False, stateless=request.method != "INVITE")
             return None
         result = self.digest.verify(request.method, credentials, self.accounts.secret_for, now)
         if result.outcome is AuthOutcome.OK and result.username is not None:
@@ -235,14 +235,18 @@ class SipServer:
                 return credentials
         return None
 
-    def _challenge(self, txn: ServerTransaction, request: Request, stale: bool) -> None:
+    def _challenge(self, txn: ServerTransaction, request: Request, stale: bool, stateless: bool = False) -> None:
+        """401/407 with fresh nonces. Requests that carried no credentials at all are answered
+        `stateless`: no transaction outlives the challenge (RFC 3261 §26.3.2.4). Wrong or stale
+        credentials keep theirs, so a retransmission is not counted as another failed guess."""
         if txn.terminated:
             return
         register = request.method == "REGISTER"
         status, reason = (401, "Unauthorized") if register else (407, "Proxy Authentication Required")
         header = "WWW-Authenticate" if register else "Proxy-Authenticate"
         challenges = self.digest.challenge(time.monotonic(), stale=stale)
-        self.stack.respond(txn, build_response(request, status, reason, headers=[(header, c) for c in challenges]))
+        response = build_response(request, status, reason, headers=[(header, c) for c in challenges])
+        self.stack.respond(txn, response, stateless=stateless)
 
     def _on_ban(self, ban: Ban) -> None:
         log.warning(

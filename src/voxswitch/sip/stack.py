@@ -258,10 +258,11 @@ class SipStack:
 
     # for the handler -----------------------------------------------------------------------------
 
-    def respond(self, txn: ServerTransaction, response: Response) -> None:
+    def respond(self, txn: ServerTransaction, response: Response, *, stateless: bool = False) -> None:
+        """Answer through `txn`; see `TransactionLayer.respond` for `stateless`."""
         if self.user_agent and not response.has_key("server"):
             response.add("Server", self.user_agent)
-        self._run(self.layer.respond(txn, response, self.now()))
+        self._run(self.layer.respond(txn, response, self.now(), stateless=stateless))
 
     def send_stateless(self, message: SipMessage, target: Target) -> None:
         """For the 2xx ACK (§13.2.2.4) and 2xx retransmissions the TU owns."""

@@ -408,13 +408,20 @@ class NonInviteServerTransaction(Transaction):
         if self.last_response is not None:
             out.append(Send(self.last_response, self.target))
 
-    def on_tu_response(self, resp: Response, now: float, out: list[Action]) -> None:
+    def on_tu_response(self, resp: Response, now: float, out: list[Action], stateless: bool = False) -> None:
         if self.state not in (NSState.TRYING, NSState.PROCEEDING):
             raise IllegalTransition(f"non-INVITE server transaction cannot send {resp.status} in {self.state.name}")
         out.append(Send(resp, self.target))
         if resp.status < 200:
             self.last_response = resp
             self._move(NSState.PROCEEDING, out)
+        elif stateless:
+            # §26.3.2.4: a challenge to an unauthenticated request goes out once, without the
+            # retransmission machinery, and leaves no state behind; a retransmitted request is
+            # simply challenged again (§8.2.7, stateless UAS behaviour).
+            self.request = None  # type: ignore[assignment]
+            self.user_data = None
+            self._move(NSState.TERMINATED, out)
         else:
             # Keep only what Completed needs: the bytes to repeat. Dropping the parsed request cuts
             # what the garbage collector tracks per live transaction from 28 objects to 4, and a
@@ -521,9 +528,14 @@ class TransactionLayer:
         txn.start(now, out)
         return txn, out
 
-    def respond(self, txn: ServerTransaction, resp: Response, now: float) -> list[Action]:
+    def respond(self, txn: ServerTransaction, resp: Response, now: float, *, stateless: bool = False) -> list[Action]:
+        """The TU's response. `stateless` (a final response to a non-INVITE request, e.g. a digest
+        challenge) ends the transaction as it is sent: no Completed state absorbs retransmissions."""
         out: list[Action] = []
-        txn.on_tu_response(resp, now, out)
+        if stateless and isinstance(txn, NonInviteServerTransaction):
+            txn.on_tu_response(resp, now, out, stateless=True)
+        else:
+            txn.on_tu_response(resp, now, out)
         return out
 
     def transport_failed(self, txn: Transaction) -> list[Action]:
