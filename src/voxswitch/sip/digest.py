@@ -118,12 +118,13 @@ def _check_text(text: str, what: str) -> None:
 
 
 # One auth-param after OWS and commas: a token, "=", a quoted-string (group 2) or a loose value
-# (group 3), then OWS before a comma or the end (RFC 3261 §25.1 digest-cln / dig-resp).
-_PARAM = re.compile(
-    r'[ \t,]*([!#$%&\'*+\-.^_`|~0-9A-Za-z]+)[ \t]*=[ \t]*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))[ \t]*(?=,|\Z)',
-    re.DOTALL,
+# (group 3), then OWS before a comma or the end (RFC 3261 §25.1 digest-cln / dig-resp). The
+# possessive quantifiers leave the engine nothing to backtrack into on a hostile header.
+_PARAM_TEXT = (
+    r'[ \t,]*+([!#$%&\'*+\-.^_`|~0-9A-Za-z]+)[ \t]*+=[ \t]*+(?:"((?:[^"\\]|\\.)*+)"|([^\s,"]++))[ \t]*+(?=,|\Z)'
 )
-_SEPARATORS = re.compile(r"[ \t,]*")
+_PARAM = re.compile(_PARAM_TEXT, re.DOTALL)
+_PARAMS = re.compile(rf"(?:{_PARAM_TEXT})++[ \t,]*+", re.DOTALL)  # the whole list, checked in one go
 _ESCAPED = re.compile(r"\\(.)", re.DOTALL)
 
 
@@ -138,27 +139,17 @@ def _parse_params(value: str) -> dict[str, str]:
     m = _TOKEN.match(s)
     if m is None or m.group().lower() != "digest":
         raise DigestError("auth scheme is not Digest")
-    pos, end = m.end(), len(s)
-    if pos < end and s[pos] not in " \t":
+    pos = m.end()
+    if pos < len(s) and s[pos] not in " \t":
         raise DigestError("expected whitespace after 'Digest'")
+    if _PARAMS.fullmatch(s, pos) is None:
+        raise DigestError("no parameters" if not s[pos:].strip(" \t,") else "malformed parameters")
     params: dict[str, str] = {}
-    while True:
-        m = _PARAM.match(s, pos)
-        if m is None:
-            if _SEPARATORS.match(s, pos).end() == end:  # type: ignore[union-attr]  # always matches
-                break
-            raise DigestError(f"malformed parameter at offset {pos}")
-        name, quoted, loose = m.groups()
+    for name, quoted, loose in _PARAM.findall(s, pos):  # a loose value is never empty
         name = name.lower()
         if name in params:
             raise DigestError(f"duplicate parameter {name!r}")
-        if quoted is None:
-            params[name] = loose
-        else:
-            params[name] = _ESCAPED.sub(r"\1", quoted) if "\\" in quoted else quoted
-        pos = m.end()
-    if not params:
-        raise DigestError("no parameters")
+        params[name] = loose or (_ESCAPED.sub(r"\1", quoted) if "\\" in quoted else quoted)
     return params
 
 
@@ -359,6 +350,7 @@ class AuthResult:
         return self.outcome is AuthOutcome.OK
 
 
+_MALFORMED, _INVALID, _STALE = (AuthResult(o) for o in (AuthOutcome.MALFORMED, AuthOutcome.INVALID, AuthOutcome.STALE))
 _NONCE_STRUCT = struct.Struct(">d16s")  # timestamp, random
 _MAC_LEN = 16
 _NONCE_LEN = _NONCE_STRUCT.size + _MAC_LEN
@@ -394,7 +386,7 @@ class DigestServer:
         self._max = max_tracked_nonces
         self._nc: OrderedDict[str, int] = OrderedDict()  # nonce -> highest nc accepted
         self._forgotten_upto = float("-inf")  # newest issue time of any nonce evicted from _nc
-        self._realm_bytes = realm.encode("utf-8", "surrogateescape") + b"\0"
+        self._keyed = hmac.new(secret, realm.encode("utf-8", "surrogateescape") + b"\0", hashlib.sha256)
         # Every challenge is the same text around a fresh nonce: cut once, per algorithm and stale flag.
         marker = "n" * 43  # as long as a real nonce; quoted realms cannot contain `nonce="` unescaped
         self._templates: dict[bool, list[tuple[str, str]]] = {}
@@ -408,7 +400,9 @@ class DigestServer:
 
     # RFC 2617 §3.2.1: the nonce is opaque to the client; ours is self-authenticating.
     def _mac(self, body: bytes) -> bytes:
-        return hmac.digest(self._secret, self._realm_bytes + body, "sha256")[:_MAC_LEN]
+        mac = self._keyed.copy()  # the key schedule and the realm prefix are done once
+        mac.update(body)
+        return mac.digest()[:_MAC_LEN]
 
     def make_nonce(self, now: float) -> str:
         body = _NONCE_STRUCT.pack(now, self._entropy(16))
@@ -456,9 +450,9 @@ class DigestServer:
             try:
                 credentials = Credentials.parse(credentials)
             except DigestError:
-                return AuthResult(AuthOutcome.MALFORMED)
+                return _MALFORMED
         c = credentials
-        invalid = AuthResult(AuthOutcome.INVALID)
+        invalid = _INVALID
         if c.realm != self.realm or c.algorithm not in self.algorithms:
             return invalid
         if request_uri is not None and c.uri != request_uri:
@@ -497,16 +491,16 @@ class DigestServer:
             return invalid
         # Only a right answer earns stale=true (RFC 2617 §3.2.1), so it never helps a guesser.
         if not 0.0 <= now - issued <= self.nonce_lifetime:
-            return AuthResult(AuthOutcome.STALE)
+            return _STALE
         # RFC 7616 §3.4: nc must grow per nonce. Without qop there is no nc: the nonce is single use.
         # A reused nc is refused as STALE: an eavesdropper gains nothing from a fresh nonce, and a
         # client that raced itself on one nonce recovers without prompting its user.
         nc = int(c.nc, 16) if c.nc is not None else 1
         last = self._nc.get(c.nonce)
         if last is None and issued <= self._forgotten_upto:
-            return AuthResult(AuthOutcome.STALE)  # evicted: we can no longer vouch for its nc
+            return _STALE  # evicted: we can no longer vouch for its nc
         if last is not None and nc <= last:
-            return AuthResult(AuthOutcome.STALE)
+            return _STALE
         self._remember(c.nonce, nc, issued)
         return AuthResult(AuthOutcome.OK, c.username)
 

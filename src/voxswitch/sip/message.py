@@ -664,8 +664,7 @@ def _split_header_lines(text: str, max_headers: int, what: str = "Header Field")
     return entries
 
 
-@dataclass(slots=True)
-class _Head:
+class _Head(NamedTuple):
     message: SipMessage
     content_length: int | None
     error: SipParseError | None  # a start-line fault, raised once the message exists to answer it
