@@ -383,6 +383,7 @@ class DigestServer:
         self.qop = ("auth", "auth-int") if allow_auth_int else ("auth",)
         self._secret = secret
         self._entropy = entropy
+        self._pool = b""
         self._max = max_tracked_nonces
         self._nc: OrderedDict[str, int] = OrderedDict()  # nonce -> highest nc accepted
         self._forgotten_upto = float("-inf")  # newest issue time of any nonce evicted from _nc
@@ -404,8 +405,15 @@ class DigestServer:
         mac.update(body)
         return mac.digest()[:_MAC_LEN]
 
+    def _random16(self) -> bytes:
+        # One entropy call per 64 nonces: os.urandom is a system call, and every REGISTER needs one.
+        if not self._pool:
+            self._pool = self._entropy(16 * 64)
+        chunk, self._pool = self._pool[:16], self._pool[16:]
+        return chunk
+
     def make_nonce(self, now: float) -> str:
-        body = _NONCE_STRUCT.pack(now, self._entropy(16))
+        body = _NONCE_STRUCT.pack(now, self._random16())
         return base64.urlsafe_b64encode(body + self._mac(body)).decode("ascii").rstrip("=")
 
     def _nonce_issued(self, nonce: str) -> float | None:
