@@ -30,8 +30,16 @@ def _wall(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
-def _where(bindings: list[Binding]) -> set[tuple[str, str, int, str]]:
-    return {(b.contact, b.source_host, b.source_port, b.transport) for b in bindings}
+def _moved(before: list[Binding], outcome: RegisterOutcome) -> bool:
+    """The AOR's binding set changed: a contact went, or one came or came from somewhere else."""
+    if outcome.removals:
+        return True
+    old = {b.contact: b for b in before}
+    for b in outcome.upserts:
+        o = old.get(b.contact)
+        if o is None or (o.source_host, o.source_port, o.transport) != (b.source_host, b.source_port, b.transport):
+            return True
+    return False
 
 
 class BindingBook:
@@ -126,7 +134,7 @@ class BindingBook:
                     removals=[(aor, contact) for contact in outcome.removals],
                     upserts=[_row(device_id, aor, b) for b in outcome.upserts],
                 )
-                if _where(outcome.keep) != _where(before):
+                if _moved(before, outcome):
                     kind = "registered" if outcome.keep else "unregistered"
                     detail = ", ".join(b.contact for b in outcome.keep) or ", ".join(outcome.removals)
                     batch.events.append(EventRow(device_id, aor, kind, f"{source_host}:{source_port}", detail))

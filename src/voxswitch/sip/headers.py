@@ -42,6 +42,7 @@ __all__ = [
     "LIST_HEADERS",
     "MAGIC_COOKIE",
     "MAX_CSEQ",
+    "SPELLINGS",
     "AuthParam",
     "AuthValue",
     "CSeq",
@@ -144,6 +145,10 @@ def lookup_name(name: str) -> tuple[str, str]:
 def known_name(name: str) -> tuple[str, str] | None:
     """`lookup_name` for known names only: None for a name this module does not know."""
     return _SPELLINGS.get(name) or _NAMES.get(name.lower())
+
+
+SPELLINGS: Mapping[str, tuple[str, str]] = _SPELLINGS  # read-only by type; a plain dict for speed
+"""`KNOWN_NAMES` also under the canonical and compact spellings: the parser's first look."""
 
 
 def header_key(name: str) -> str:
@@ -305,6 +310,15 @@ _NOT_IN_BARE_URI = re.compile(r'[ \t,?<>"]')
 def parse_name_addr(text: str, what: str = "Header") -> NameAddr:
     """One ``(name-addr / addr-spec) *(SEMI param)`` element; errors name `what` (e.g. "From")."""
     try:
+        # From (and To in a dialog) differ from request to request only in a final ``;tag=``: parse
+        # the rest through the cache, then add the tag. Anything unusual takes the full parse.
+        base, sep, tag = text.rpartition(";tag=")
+        if sep and _TOKEN.fullmatch(tag):
+            head = _name_addr(base)
+            if "tag" not in head.params:
+                value = NameAddr(head.uri, head.display, Params((*head.params.items, ("tag", tag))))
+                object.__setattr__(value, "_text", text.strip(_WS))
+                return value
         return _name_addr(text)
     except SipParseError:
         raise _bad(what, text) from None
@@ -438,15 +452,26 @@ class Via:
         return f"{self.protocol}/{self.version}/{self.transport} {self.sent_by}{self.params}"
 
 
-def parse_via(text: str) -> Via:
-    """One via-parm (§25.1). Transport names are upper-cased; unknown ones are kept (RFC 4475 §3.1.1.10)."""
-    m = _VIA.match(text)
-    if m is None:
-        raise _bad("Via", text)
+@lru_cache(maxsize=1024)  # a peer's sent-by is the same on every request it sends
+def _sent_protocol_and_by(head: str) -> tuple[str, str, str, str, int | None]:
+    """``(protocol, version, transport, host, port)`` of the part of a via-parm before its params."""
+    m = _VIA.match(head)
+    if m is None or head[m.end() :].strip(_WS):
+        raise _bad("Via", head)
     protocol, version, transport, host, port = m.groups()
     if not is_valid_host(host) or (port is not None and int(port) > 65535):
-        raise _bad("Via", text)
-    params = parse_params(text[m.end() :], "Via")
+        raise _bad("Via", head)
+    return protocol.upper(), version, transport.upper(), host, None if port is None else int(port)
+
+
+def parse_via(text: str) -> Via:
+    """One via-parm (§25.1). Transport names are upper-cased; unknown ones are kept (RFC 4475 §3.1.1.10)."""
+    head, semi, rest = text.partition(";")
+    try:
+        protocol, version, transport, host, port = _sent_protocol_and_by(head)
+    except SipParseError:
+        raise _bad("Via", text) from None
+    params = parse_params(semi + rest, "Via") if semi else NO_PARAMS
     for name, value in params.items:
         lname = name.lower()
         if lname == "branch" and not value:
@@ -457,7 +482,7 @@ def parse_via(text: str) -> Via:
             raise _bad("Via", text)
         if lname in ("received", "maddr") and not value:
             raise _bad("Via", text)
-    via = Via(transport.upper(), host, None if port is None else int(port), params, protocol.upper(), version)
+    via = Via(transport, host, port, params, protocol, version)
     object.__setattr__(via, "_text", text.strip(_WS))
     return via
 

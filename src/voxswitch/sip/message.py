@@ -39,6 +39,7 @@ from typing import NamedTuple, TypeAlias, TypeVar
 from voxswitch.sip.errors import SipParseError
 from voxswitch.sip.headers import (
     MAGIC_COOKIE,
+    SPELLINGS,
     CSeq,
     MediaType,
     NameAddr,
@@ -162,6 +163,7 @@ REASON_PHRASES: dict[int, str] = {
 
 _NOWHERE: tuple[int, ...] = ()  # the positions of an absent header field
 _MISSING = object()
+_spelling = SPELLINGS.get
 _VERSION = re.compile(r"SIP/[0-9]+\.[0-9]+", re.IGNORECASE)
 _WS = " \t"
 _T = TypeVar("_T")
@@ -647,7 +649,7 @@ def _split_header_lines(text: str, max_headers: int, what: str = "Header Field")
         name, colon, raw = line.partition(":")
         if not colon:
             raise SipParseError(400, f"Bad Request - Malformed {what}", detail=line[:80])
-        known = known_name(name)
+        known = _spelling(name)  # e.g. "Via": no lower(), no call
         if known is None:
             name = name.rstrip(_WS)
             known = known_name(name)
@@ -656,8 +658,8 @@ def _split_header_lines(text: str, max_headers: int, what: str = "Header Field")
                     raise SipParseError(400, f"Bad Request - Malformed {what}", detail=line[:80])
                 known = (name.lower(), name)
         entries.append((known[0], known[1], raw.strip(_WS)))
-        if len(entries) > max_headers:
-            raise SipParseError(513, "Message Too Large", detail=f"more than {max_headers} header fields")
+    if len(entries) > max_headers:
+        raise SipParseError(513, "Message Too Large", detail=f"more than {max_headers} header fields")
     for i, parts in folds.items():
         key, name, _ = entries[i]
         entries[i] = (key, name, "".join(parts).strip(_WS))

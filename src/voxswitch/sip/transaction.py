@@ -411,11 +411,12 @@ class NonInviteServerTransaction(Transaction):
     def on_tu_response(self, resp: Response, now: float, out: list[Action], stateless: bool = False) -> None:
         if self.state not in (NSState.TRYING, NSState.PROCEEDING):
             raise IllegalTransition(f"non-INVITE server transaction cannot send {resp.status} in {self.state.name}")
-        out.append(Send(resp, self.target))
         if resp.status < 200:
+            out.append(Send(resp, self.target))
             self.last_response = resp
             self._move(NSState.PROCEEDING, out)
         elif stateless:
+            out.append(Send(resp, self.target))
             # §26.3.2.4: a challenge to an unauthenticated request goes out once, without the
             # retransmission machinery, and leaves no state behind; a retransmitted request is
             # simply challenged again (§8.2.7, stateless UAS behaviour).
@@ -427,6 +428,7 @@ class NonInviteServerTransaction(Transaction):
             # what the garbage collector tracks per live transaction from 28 objects to 4, and a
             # full collection under 20,000 of them from 310 ms to 15 ms.
             self.last_response = SentResponse(resp)
+            out.append(Send(self.last_response, self.target))  # serialised once, for now and for repeats
             self.request = None  # type: ignore[assignment]
             self.user_data = None
             self._move(NSState.COMPLETED, out)

@@ -72,7 +72,7 @@ class Params:
     def get(self, name: str, default: str | None = None) -> str | None:
         lname = name.lower()
         for key, value in self.items:
-            if key.lower() == lname:
+            if key == lname or key.lower() == lname:  # parameters are usually written in lowercase
                 return "" if value is None else value
         return default
 
