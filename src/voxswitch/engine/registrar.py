@@ -114,7 +114,15 @@ class BindingBook:
         await self._writer.close()
 
     async def register(
-        self, aor: str, device_id: int, request: Request, *, source_host: str, source_port: int, transport: str
+        self,
+        aor: str,
+        device_id: int,
+        request: Request,
+        *,
+        source_host: str,
+        source_port: int,
+        transport: str,
+        to_tag: str | None = None,
     ) -> RegisterOutcome:
         """Apply a REGISTER; raises `sip.registrar.RegistrarError` for the RFC's refusals."""
         async with self._locks[aor]:
@@ -128,6 +136,7 @@ class BindingBook:
                 source_port=source_port,
                 transport=transport,
                 policy=self.policy,
+                to_tag=to_tag,
             )
             if outcome.upserts or outcome.removals:
                 batch = BindingBatch(

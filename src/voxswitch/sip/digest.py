@@ -124,7 +124,7 @@ _PARAM_TEXT = (
     r'[ \t,]*+([!#$%&\'*+\-.^_`|~0-9A-Za-z]+)[ \t]*+=[ \t]*+(?:"((?:[^"\\]|\\.)*+)"|([^\s,"]++))[ \t]*+(?=,|\Z)'
 )
 _PARAM = re.compile(_PARAM_TEXT, re.DOTALL)
-_PARAMS = re.compile(rf"(?:{_PARAM_TEXT})++[ \t,]*+", re.DOTALL)  # the whole list, checked in one go
+_SEPARATORS = re.compile(r"[ \t,]*")
 _ESCAPED = re.compile(r"\\(.)", re.DOTALL)
 
 
@@ -142,14 +142,20 @@ def _parse_params(value: str) -> dict[str, str]:
     pos = m.end()
     if pos < len(s) and s[pos] not in " \t":
         raise DigestError("expected whitespace after 'Digest'")
-    if _PARAMS.fullmatch(s, pos) is None:
-        raise DigestError("no parameters" if not s[pos:].strip(" \t,") else "malformed parameters")
     params: dict[str, str] = {}
-    for name, quoted, loose in _PARAM.findall(s, pos):  # a loose value is never empty
+    for m in _PARAM.finditer(s, pos):  # one pass; each parameter must start where the last ended
+        if m.start() != pos:
+            break
+        name, quoted, loose = m.groups()
         name = name.lower()
         if name in params:
             raise DigestError(f"duplicate parameter {name!r}")
-        params[name] = loose or (_ESCAPED.sub(r"\1", quoted) if "\\" in quoted else quoted)
+        params[name] = loose if loose is not None else (_ESCAPED.sub(r"\1", quoted) if "\\" in quoted else quoted)
+        pos = m.end()
+    if _SEPARATORS.match(s, pos).end() != len(s):  # type: ignore[union-attr]  # always matches
+        raise DigestError(f"malformed parameter at offset {pos}")
+    if not params:
+        raise DigestError("no parameters")
     return params
 
 
