@@ -349,22 +349,29 @@ class BaseMessage:
         cache[key] = value
         return value
 
+    # These four are read several times per request (validation, transaction matching, the TU):
+    # a cached value is returned without the call into _parsed.
+
     @property
     def call_id(self) -> str:
-        return self._parsed("call-id", _parse_call_id, "Call-ID")
+        value = self._cache.get("call-id")
+        return value if value is not None else self._parsed("call-id", _parse_call_id, "Call-ID")  # type: ignore[return-value]
 
     @property
     def cseq(self) -> CSeq:
         """``(sequence number, method)``; raises `SipParseError` if absent or malformed."""
-        return self._parsed("cseq", parse_cseq, "CSeq")
+        value = self._cache.get("cseq")
+        return value if value is not None else self._parsed("cseq", parse_cseq, "CSeq")  # type: ignore[return-value]
 
     @property
     def from_(self) -> NameAddr:
-        return self._parsed("from", _parse_from, "From")
+        value = self._cache.get("from")
+        return value if value is not None else self._parsed("from", _parse_from, "From")  # type: ignore[return-value]
 
     @property
     def to(self) -> NameAddr:
-        return self._parsed("to", _parse_to, "To")
+        value = self._cache.get("to")
+        return value if value is not None else self._parsed("to", _parse_to, "To")  # type: ignore[return-value]
 
     def _vias(self) -> list[Via]:
         cache = self._cache
@@ -382,8 +389,10 @@ class BaseMessage:
 
     @property
     def top_via(self) -> Via | None:
-        vias = self._vias()
-        return vias[0] if vias else None
+        vias = self._cache.get("via")
+        if vias is None:
+            vias = self._vias()
+        return vias[0] if vias else None  # type: ignore[index]
 
     def _name_addr_list(self, key: str, what: str) -> list[NameAddr]:
         cache = self._cache
@@ -720,7 +729,7 @@ def _parse_head(head: bytes, max_headers: int, max_uri: int) -> _Head:
     msg._raw = None
     msg._body = b""
 
-    lengths = [value for key, _, value in entries if key == "content-length"]
+    lengths = [entries[i][2] for i in msg._positions("content-length")]  # the index is needed soon anyway
     content_length: int | None = None
     length_error: SipParseError | None = None
     if lengths:
@@ -968,6 +977,7 @@ def _parse_part(part: bytes) -> BodyPart:
 
 # Header fields a request or response must carry exactly once (§8.1.1, §20); Via may repeat.
 _MANDATORY = (("call-id", "Call-ID"), ("cseq", "CSeq"), ("from", "From"), ("to", "To"), ("via", "Via"))
+_MANDATORY_KEYS = frozenset(key for key, _ in _MANDATORY)
 _SINGLE = (
     ("call-id", "Call-ID"),
     ("cseq", "CSeq"),
@@ -1026,12 +1036,13 @@ def validate(
             raise fail(400, "Bad Request - Headers Not Allowed in Request-URI")
 
     index = msg._header_index()
-    missing = [name for key, name in _MANDATORY if key not in index]
-    if missing:  # RFC 4475 §3.3.1
+    if not _MANDATORY_KEYS <= index.keys():  # RFC 4475 §3.3.1
+        missing = [name for key, name in _MANDATORY if key not in index]
         raise fail(400, "Bad Request - Missing " + ", ".join(missing))
-    repeated = [name for key, name in _SINGLE if len(index.get(key, ())) > 1]
-    if repeated:  # RFC 4475 §3.3.8
-        raise fail(400, "Bad Request - Multiple " + ", ".join(repeated) + " Values")
+    if len(index) < len(msg._entries):  # some field has several lines: none of these may (RFC 4475 §3.3.8)
+        repeated = [name for key, name in _SINGLE if len(index.get(key, ())) > 1]
+        if repeated:
+            raise fail(400, "Bad Request - Multiple " + ", ".join(repeated) + " Values")
 
     for what, key, check in _CHECKS:
         if key not in index:
