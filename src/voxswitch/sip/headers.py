@@ -510,6 +510,7 @@ class CSeq(NamedTuple):
         return f"{self.seq} {self.method}"
 
 
+@lru_cache(maxsize=1024)  # "1 REGISTER", "2 REGISTER", "1 OPTIONS"...: the same few, over and over
 def parse_cseq(value: str) -> CSeq:
     m = _CSEQ.fullmatch(value)
     if m is None:

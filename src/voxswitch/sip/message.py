@@ -34,6 +34,7 @@ import re
 import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import NamedTuple, TypeAlias, TypeVar
 
 from voxswitch.sip.errors import SipParseError
@@ -631,6 +632,7 @@ def _parse_call_id(value: str) -> str:
     return value
 
 
+@lru_cache(maxsize=1024)  # Max-Forwards: 70, Expires: 3600, Content-Length: 0 on most requests
 def _parse_int(value: str, what: str, maximum: int) -> int:
     number = bounded_int(value.strip(_WS), maximum)
     if number is None:
