@@ -18,6 +18,7 @@ import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from email.utils import formatdate
+from functools import partial
 from typing import Any, TypeVar
 
 from voxswitch.engine.accounts import AccountDirectory, SipAccount
@@ -26,7 +27,7 @@ from voxswitch.engine.registrar import BindingBook
 from voxswitch.sip.digest import Algorithm, AuthOutcome, Credentials, DigestError, DigestServer
 from voxswitch.sip.forking import best_response
 from voxswitch.sip.message import Request, Response, build_response
-from voxswitch.sip.registrar import Binding, RegistrarError
+from voxswitch.sip.registrar import Binding, RegisterOutcome, RegistrarError
 from voxswitch.sip.security import AuthGuard, Ban, BanPolicy
 from voxswitch.sip.stack import RequestFailed, SipStack
 from voxswitch.sip.transaction import ServerTransaction, Target, Timers
@@ -76,6 +77,7 @@ class SipServer:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._date_second, self._date_text = 0, ""
         self._entropy = b""
+        self._stopped = False
         self.calls: CallManager | None = None  # set by the engine once media and TTS are ready
 
     # lifecycle -----------------------------------------------------------------------------------
@@ -89,6 +91,7 @@ class SipServer:
         return dict(self.stack.transport.listen)
 
     async def stop(self) -> None:
+        self._stopped = True
         if self.calls is not None:
             await self.calls.stop()
         tasks = list(self._tasks)
@@ -143,7 +146,7 @@ class SipServer:
         if account is None:
             return
         if method == "REGISTER":
-            self._spawn(self._register(txn, request, source, account))
+            self._register(txn, request, source, account)
         elif method == "MESSAGE":
             self._spawn(self._relay_message(txn, request, account))
         elif method == "SUBSCRIBE":
@@ -281,32 +284,40 @@ class SipServer:
 
     # REGISTER ------------------------------------------------------------------------------------
 
-    async def _register(self, txn: ServerTransaction, request: Request, source: Target, account: SipAccount) -> None:
+    def _register(self, txn: ServerTransaction, request: Request, source: Target, account: SipAccount) -> None:
         to_uri = request.to.uri
         if not isinstance(to_uri, SipUri) or to_uri.user != account.username:
             # §10.3 step 3: an account registers its own AOR only.
             self.stack.respond(txn, build_response(request, 403, "Forbidden - Not Your Address of Record"))
             return
-        try:
-            outcome = await self.bindings.register(
-                account.username,
-                account.id,
-                request,
-                source_host=source.host,
-                source_port=source.port,
-                transport=source.transport.upper(),
-                to_tag=self._tag(),
-            )
-        except RegistrarError as exc:
-            self.stack.respond(txn, build_response(request, exc.status, exc.reason, headers=exc.headers))
+        pending = self.bindings.register(
+            account.username,
+            account.id,
+            request,
+            source_host=source.host,
+            source_port=source.port,
+            transport=source.transport.upper(),
+            to_tag=self._tag(),
+        )
+        pending.add_done_callback(partial(self._registered, txn, request, account))
+
+    def _registered(
+        self, txn: ServerTransaction, request: Request, account: SipAccount, pending: asyncio.Future[RegisterOutcome]
+    ) -> None:
+        """The registrar's answer, once the binding is durable (or refused): the 200 goes out now."""
+        if self._stopped or pending.cancelled():
             return
-        except Exception:  # the store refused the binding: no 200 for what is not durable
-            log.exception("registrar could not store the binding of %s", account.username)
+        error = pending.exception()
+        if isinstance(error, RegistrarError):
+            self.stack.respond(txn, build_response(request, error.status, error.reason, headers=error.headers))
+        elif error is not None:  # the store refused the binding: no 200 for what is not durable
+            log.error("registrar could not store the binding of %s", account.username, exc_info=error)
             if not txn.terminated:
                 self.stack.respond(txn, build_response(request, 500, "Server Internal Error"))
-            return
-        outcome.response.add("Date", self._date())
-        self.stack.respond(txn, outcome.response)
+        else:
+            response = pending.result().response
+            response.add("Date", self._date())
+            self.stack.respond(txn, response)
 
     def _date(self) -> str:
         """The Date of a REGISTER's 200 (§10.3 step 8, §20.17), formatted once a second."""
