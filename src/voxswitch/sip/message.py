@@ -221,9 +221,12 @@ class BaseMessage:
         """Header key -> the positions of its lines, built once per change."""
         index = self._index
         if index is None:
-            index = {}
-            for i, entry in enumerate(self._entries):
-                index.setdefault(entry[0], []).append(i)
+            entries = self._entries
+            index = {entry[0]: [i] for i, entry in enumerate(entries)}
+            if len(index) != len(entries):  # some field has several lines (Via, Route...): collect them
+                index = {}
+                for i, entry in enumerate(entries):
+                    index.setdefault(entry[0], []).append(i)
             self._index = index
         return index
 
