@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from voxswitch.sip.errors import SipParseError
-from voxswitch.sip.headers import Via
 from voxswitch.sip.message import Request, Response, SipMessage, build_response, error_response, validate
 from voxswitch.sip.transaction import (
     MAGIC_COOKIE,
@@ -104,14 +103,14 @@ def stamp_received(request: Request, source: Target) -> None:
     via = request.top_via
     if via is None:
         return
-    stamped: Via = via
-    if via.host.strip("[]") != source.host or via.rport_requested:
-        stamped = stamped.with_param("received", source.host)
-    if via.rport_requested:
+    rport = via.rport_requested
+    if not rport and via.host.strip("[]") == source.host:
+        return  # the usual case: nothing to add
+    stamped = via.with_param("received", source.host)
+    if rport:
         stamped = stamped.with_param("rport", str(source.port))
-    if stamped is not via:
-        request.pop_via()
-        request.add("Via", str(stamped), first=True)
+    request.pop_via()
+    request.add("Via", str(stamped), first=True)
 
 
 class SipStack:

@@ -473,7 +473,7 @@ def server_key(req: Request) -> tuple[Any, ...]:
     """§17.2.3: branch + sent-by + method (ACK matches the INVITE), or the RFC 2543 fallback."""
     method = "INVITE" if req.method == "ACK" else req.method
     via = req.top_via
-    branch = _branch(req)
+    branch = (via.branch or "") if via is not None else ""
     if branch.startswith(MAGIC_COOKIE):
         return ("s", branch, via.host.lower(), via.port, method) if via is not None else ("s", branch, method)
     # RFC 2543 fallback: the ACK carries the To tag the response added, so leave it out.
