@@ -63,6 +63,7 @@ from benchmarks.harness.steps import (  # noqa: E402
     pin,
     run_step,
 )
+from tests.peers import ports  # noqa: E402
 from tests.peers.sipp import SippConfig, SippProcess  # noqa: E402
 
 REALM = "voxswitch"
@@ -116,6 +117,10 @@ class Bench:
         self.users_csv.write_text("\n".join(lines) + "\n")
         self.steps: list[Step] = []
         self.runs = 0
+        # Every SIPp run sends from the same port, so a REGISTER refreshes the binding its user already
+        # has, as a phone does. (A new port per run made a new contact per run: after ten runs the
+        # registrar's contact limit refused the eleventh, and each 200 listed every stale contact.)
+        self.sipp_port = ports.free_sip_port(LOOPBACK)
 
     def sipp_config(self, server: Server, scenario: str, rate: float, calls: int, seconds: float) -> SippConfig:
         # -buff_size: SIPp's socket buffers default to 64 KB, which a burst of answers overflows at
@@ -130,6 +135,7 @@ class Bench:
         return SippConfig(
             scenario=SCENARIOS[scenario],
             target=f"{LOOPBACK}:{server.sip_port}",
+            local_port=self.sipp_port,
             calls=calls,
             rate=rate,
             rate_period_ms=1000,
@@ -400,6 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 server.stop()
                 say(f"  {name} stopped")
     finally:
+        ports.release(bench.sipp_port)
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     finish_run(

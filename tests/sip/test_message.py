@@ -372,6 +372,15 @@ def test_structured_values_are_cached_and_refreshed() -> None:
     assert msg.cseq is msg.cseq and msg.from_ is msg.from_
     msg.set("CSeq", "63105 OPTIONS")
     assert msg.cseq == (63105, "OPTIONS")
+    # A server stamps the top Via (received, rport) on almost every request: what was parsed from
+    # the other header fields stays parsed, the Via is read again.
+    from_, to, cseq = msg.from_, msg.to, msg.cseq
+    msg.pop_via()
+    msg.add("Via", "SIP/2.0/UDP pc33.atlanta.com;branch=z9hG4bKhjhs8ass877;received=192.0.2.4", first=True)
+    assert msg.top_via is not None and msg.top_via.received == "192.0.2.4"
+    assert msg.from_ is from_ and msg.to is to and msg.cseq is cseq
+    msg.body = b"hi"
+    assert msg.content_length == 2 and msg.from_ is from_
 
 
 def test_accessors_name_the_header_at_fault() -> None:

@@ -195,8 +195,24 @@ def test_non_invite_server_repeats_final_and_timer_j() -> None:
     assert isinstance(txn, NonInviteServerTransaction) and txn.state is NSState.TRYING
     tl.respond(txn, build_response(req, 200, to_tag="t"), now=0.1)
     assert sends(tl.receive(req, UDP, now=0.2))[0].status == 200
-    log = run_until(tl, 40.0)
-    assert [t for t, a in log if isinstance(a, Terminated)] == [32.1]  # Timer J = 64*T1 on UDP
+    # Completed lives on as the bytes to repeat, outside the transaction table, until Timer J
+    # (64*T1) and the next sweep (at most a second later).
+    assert tl.transactions == {} and sends(tl.receive(req, UDP, now=32.0))[0].status == 200
+    assert tl.next_deadline() == pytest.approx(32.1 + 1.0)  # Timer J = 64*T1 on UDP, then the sweep
+    assert tl.expire(33.1) == [] and tl.next_deadline() is None
+    again = tl.receive(req, UDP, now=33.2)
+    assert isinstance(again[0], Deliver) and again[0].transaction is not txn  # a new request now
+
+
+def test_a_stateless_challenge_ends_the_transaction_and_a_retransmission_is_new() -> None:
+    tl = layer()
+    req = make_request("REGISTER")
+    txn = tl.receive(req, UDP, now=0.0)[0].transaction
+    out = tl.respond(txn, build_response(req, 401, to_tag="t"), now=0.1, stateless=True)
+    assert [m.status for m in sends(out)] == [401] and any(isinstance(a, Terminated) for a in out)
+    assert txn.state is NSState.TERMINATED and tl.transactions == {} and tl.next_deadline() is None
+    again = tl.receive(req, UDP, now=0.6)  # §26.3.2.4: not absorbed, the TU challenges it afresh
+    assert isinstance(again[0], Deliver) and again[0].transaction is not txn
 
 
 def test_merged_request_is_detected() -> None:

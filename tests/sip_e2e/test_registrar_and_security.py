@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from typing import Any
 
 from sqlalchemy import select
@@ -54,6 +55,57 @@ async def test_register_with_digest_then_bindings_survive_a_restart(sip_settings
         async with vx.state.db.session() as s:
             events = (await s.execute(select(SipEvent.kind))).scalars().all()
         assert "registered" in events
+
+
+async def stored(vx: Voxswitch) -> list[Registration]:
+    async with vx.state.db.session() as s:  # a pooled connection, not the registrar's own
+        return list((await s.execute(select(Registration).order_by(Registration.contact))).scalars())
+
+
+async def history(vx: Voxswitch) -> list[tuple[str, str]]:
+    async with vx.state.db.session() as s:
+        rows = await s.execute(select(SipEvent.kind, SipEvent.detail).order_by(SipEvent.id))
+        return [(kind, detail) for kind, detail in rows.all()]
+
+
+async def test_a_refresh_is_in_the_store_before_its_200_and_only_changes_are_history(
+    sip_settings: Any, database_url: Any
+) -> None:
+    settings = sip_settings(database_url=database_url)
+    async for vx in running(settings):
+        await vx.device("1005", "secret-1005")
+        client = RawUdpClient((vx.host, vx.udp))
+        try:
+            assert (await register(client, "1005", "secret-1005", expires=300)).status == 200  # type: ignore[union-attr]
+            first = await stored(vx)
+            assert len(first) == 1 and first[0].cseq == 2
+            refreshed = await register(client, "1005", "secret-1005", expires=3600)
+            assert refreshed is not None and [c.expires for c in refreshed.contact] == [3600]
+            rows = await stored(vx)  # the same row, its expiry moved, before we were told 200
+            assert len(rows) == 1 and rows[0].id == first[0].id and rows[0].call_id != first[0].call_id
+            assert 3290 < (rows[0].expires_at - first[0].expires_at).total_seconds() < 3310
+            assert [kind for kind, _ in await history(vx)] == ["registered"]  # a refresh is no news
+
+            other = f"<sip:1005@127.0.0.1:{client.port + 1}>"
+            assert (await register(client, "1005", "secret-1005", contact=other)).status == 200  # type: ignore[union-attr]
+            assert len(await stored(vx)) == 2
+            kinds = await history(vx)
+            assert [kind for kind, _ in kinds] == ["registered", "registered"] and kinds[1][1].count("sip:") == 2
+        finally:
+            client.close()
+    async for vx in running(settings):  # what survives a restart is what the last 200 said
+        live = {b.contact: b for b in vx.state.engine.bindings.lookup("1005")}
+        assert len(live) == 2
+        mine = live[f"sip:1005@127.0.0.1:{client.port}"]
+        assert 3500 < mine.remaining(time.time()) <= 3600
+        client = RawUdpClient((vx.host, vx.udp))
+        try:
+            gone = await register(client, "1005", "secret-1005", expires=0, contact="*")
+            assert gone is not None and gone.status == 200 and gone.contact == []
+            assert await stored(vx) == []
+            assert [kind for kind, _ in await history(vx)] == ["registered", "registered", "unregistered"]
+        finally:
+            client.close()
 
 
 async def test_unregister_with_wildcard_and_interval_too_brief(voxswitch: Voxswitch) -> None:

@@ -15,7 +15,7 @@ from voxswitch.store.database import Database
 from voxswitch.store.models import Device
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SipAccount:
     id: int
     username: str

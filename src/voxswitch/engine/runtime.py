@@ -125,3 +125,4 @@ class Engine:
             await self.trunk.stop()
         if self.sip is not None:
             await self.sip.stop()
+        await self.bindings.close()

@@ -12,11 +12,13 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import os
 import ssl
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from email.utils import formatdate
+from functools import partial
 from typing import Any, TypeVar
 
 from voxswitch.engine.accounts import AccountDirectory, SipAccount
@@ -25,7 +27,7 @@ from voxswitch.engine.registrar import BindingBook
 from voxswitch.sip.digest import Algorithm, AuthOutcome, Credentials, DigestError, DigestServer
 from voxswitch.sip.forking import best_response
 from voxswitch.sip.message import Request, Response, build_response
-from voxswitch.sip.registrar import Binding, RegistrarError
+from voxswitch.sip.registrar import Binding, RegisterOutcome, RegistrarError
 from voxswitch.sip.security import AuthGuard, Ban, BanPolicy
 from voxswitch.sip.stack import RequestFailed, SipStack
 from voxswitch.sip.transaction import ServerTransaction, Target, Timers
@@ -73,6 +75,9 @@ class SipServer:
         self.guard = AuthGuard(config.ban, on_ban=self._on_ban)
         self.stack = SipStack(self, timers=config.timers, drop=self._banned)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._date_second, self._date_text = 0, ""
+        self._entropy = b""
+        self._stopped = False
         self.calls: CallManager | None = None  # set by the engine once media and TTS are ready
 
     # lifecycle -----------------------------------------------------------------------------------
@@ -86,6 +91,7 @@ class SipServer:
         return dict(self.stack.transport.listen)
 
     async def stop(self) -> None:
+        self._stopped = True
         if self.calls is not None:
             await self.calls.stop()
         tasks = list(self._tasks)
@@ -93,6 +99,14 @@ class SipServer:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.stack.stop()
+
+    def _tag(self) -> str:
+        """A To tag for our responses (§19.3: unique, at least 32 random bits), 64 bits from a pool
+        of entropy refilled every 128 tags: one system call instead of one per response."""
+        if not self._entropy:
+            self._entropy = os.urandom(8 * 128)
+        chunk, self._entropy = self._entropy[:8], self._entropy[8:]
+        return chunk.hex()
 
     def _spawn(self, coro: Coroutine[object, object, T]) -> asyncio.Task[T]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -132,7 +146,7 @@ class SipServer:
         if account is None:
             return
         if method == "REGISTER":
-            self._spawn(self._register(txn, request, source, account))
+            self._register(txn, request, source, account)
         elif method == "MESSAGE":
             self._spawn(self._relay_message(txn, request, account))
         elif method == "SUBSCRIBE":
@@ -154,6 +168,7 @@ class SipServer:
             build_response(
                 request,
                 200,
+                to_tag=self._tag(),
                 headers=[
                     ("Allow", ALLOW),
                     ("Accept", "application/sdp, text/plain"),
@@ -186,8 +201,8 @@ class SipServer:
         if credentials is None:
             if request.get_all(header):
                 self.stack.respond(txn, build_response(request, 400, "Bad Request - Malformed Credentials"))
-            else:
-                self._challenge(txn, request, stale=False)
+            else:  # the first request of every registration: challenged statelessly (§26.3.2.4)
+                self._challenge(txn, request, stale=False, stateless=request.method != "INVITE")
             return None
         result = self.digest.verify(request.method, credentials, self.accounts.secret_for, now)
         if result.outcome is AuthOutcome.OK and result.username is not None:
@@ -234,14 +249,18 @@ class SipServer:
                 return credentials
         return None
 
-    def _challenge(self, txn: ServerTransaction, request: Request, stale: bool) -> None:
+    def _challenge(self, txn: ServerTransaction, request: Request, stale: bool, stateless: bool = False) -> None:
+        """401/407 with fresh nonces. Requests that carried no credentials at all are answered
+        `stateless`: no transaction outlives the challenge (RFC 3261 §26.3.2.4). Wrong or stale
+        credentials keep theirs, so a retransmission is not counted as another failed guess."""
         if txn.terminated:
             return
         register = request.method == "REGISTER"
         status, reason = (401, "Unauthorized") if register else (407, "Proxy Authentication Required")
         header = "WWW-Authenticate" if register else "Proxy-Authenticate"
-        challenges = self.digest.challenge(time.monotonic(), stale=stale)
-        self.stack.respond(txn, build_response(request, status, reason, headers=[(header, c) for c in challenges]))
+        headers = [(header, c) for c in self.digest.challenge(time.monotonic(), stale=stale)]
+        response = build_response(request, status, reason, to_tag=self._tag(), headers=headers)
+        self.stack.respond(txn, response, stateless=stateless)
 
     def _on_ban(self, ban: Ban) -> None:
         log.warning(
@@ -265,26 +284,47 @@ class SipServer:
 
     # REGISTER ------------------------------------------------------------------------------------
 
-    async def _register(self, txn: ServerTransaction, request: Request, source: Target, account: SipAccount) -> None:
+    def _register(self, txn: ServerTransaction, request: Request, source: Target, account: SipAccount) -> None:
         to_uri = request.to.uri
         if not isinstance(to_uri, SipUri) or to_uri.user != account.username:
             # §10.3 step 3: an account registers its own AOR only.
             self.stack.respond(txn, build_response(request, 403, "Forbidden - Not Your Address of Record"))
             return
-        try:
-            outcome = await self.bindings.register(
-                account.username,
-                account.id,
-                request,
-                source_host=source.host,
-                source_port=source.port,
-                transport=source.transport.upper(),
-            )
-        except RegistrarError as exc:
-            self.stack.respond(txn, build_response(request, exc.status, exc.reason, headers=exc.headers))
+        pending = self.bindings.register(
+            account.username,
+            account.id,
+            request,
+            source_host=source.host,
+            source_port=source.port,
+            transport=source.transport.upper(),
+            to_tag=self._tag(),
+        )
+        pending.add_done_callback(partial(self._registered, txn, request, account))
+
+    def _registered(
+        self, txn: ServerTransaction, request: Request, account: SipAccount, pending: asyncio.Future[RegisterOutcome]
+    ) -> None:
+        """The registrar's answer, once the binding is durable (or refused): the 200 goes out now."""
+        if self._stopped or pending.cancelled():
             return
-        outcome.response.add("Date", formatdate(usegmt=True))
-        self.stack.respond(txn, outcome.response)
+        error = pending.exception()
+        if isinstance(error, RegistrarError):
+            self.stack.respond(txn, build_response(request, error.status, error.reason, headers=error.headers))
+        elif error is not None:  # the store refused the binding: no 200 for what is not durable
+            log.error("registrar could not store the binding of %s", account.username, exc_info=error)
+            if not txn.terminated:
+                self.stack.respond(txn, build_response(request, 500, "Server Internal Error"))
+        else:
+            response = pending.result().response
+            response.add("Date", self._date())
+            self.stack.respond(txn, response)
+
+    def _date(self) -> str:
+        """The Date of a REGISTER's 200 (§10.3 step 8, §20.17), formatted once a second."""
+        second = int(time.time())
+        if second != self._date_second:
+            self._date_second, self._date_text = second, formatdate(second, usegmt=True)
+        return self._date_text
 
     # MESSAGE (RFC 3428) ---------------------------------------------------------------------------
 

@@ -23,7 +23,6 @@ References: RFC 3261 §22 (Digest in SIP) and §25.1 (auth-param ABNF); RFC 2617
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import hmac
@@ -73,10 +72,10 @@ class Algorithm(StrEnum):
 
     @classmethod
     def parse(cls, text: str) -> Algorithm:
-        for alg in cls:
-            if alg.value.lower() == text.lower():
-                return alg
-        raise UnsupportedAlgorithm(f"unsupported algorithm {text!r}")
+        alg = _BY_NAME.get(text.lower())
+        if alg is None:
+            raise UnsupportedAlgorithm(f"unsupported algorithm {text!r}")
+        return alg
 
     @property
     def base(self) -> Algorithm:
@@ -91,6 +90,12 @@ class Algorithm(StrEnum):
     def strength(self) -> int:
         """Client ranking (RFC 8760 §2.4): SHA-256 beats MD5; ties keep the server's order."""
         return 2 if self.base is Algorithm.SHA256 else 1
+
+
+_BY_NAME = {alg.value.lower(): alg for alg in Algorithm}
+_HASH = {  # every request is hashed three times: no hashlib.new() name lookup each time
+    alg: hashlib.sha256 if alg.base is Algorithm.SHA256 else hashlib.md5 for alg in Algorithm
+}
 
 
 # RFC 7230 §3.2.6 tchar; unquoted values are read more loosely (see _parse_params).
@@ -111,10 +116,15 @@ def _check_text(text: str, what: str) -> None:
         raise DigestError(f"unencodable character in {what}") from None
 
 
-def _skip_ows(s: str, i: int) -> int:
-    while i < len(s) and s[i] in " \t":
-        i += 1
-    return i
+# One auth-param after OWS and commas: a token, "=", a quoted-string (group 2) or a loose value
+# (group 3), then OWS before a comma or the end (RFC 3261 §25.1 digest-cln / dig-resp). The
+# possessive quantifiers leave the engine nothing to backtrack into on a hostile header.
+_PARAM_TEXT = (
+    r'[ \t,]*+([!#$%&\'*+\-.^_`|~0-9A-Za-z]+)[ \t]*+=[ \t]*+(?:"((?:[^"\\]|\\.)*+)"|([^\s,"]++))[ \t]*+(?=,|\Z)'
+)
+_PARAM = re.compile(_PARAM_TEXT, re.DOTALL)
+_SEPARATORS = re.compile(r"[ \t,]*")
+_ESCAPED = re.compile(r"\\(.)", re.DOTALL)
 
 
 def _parse_params(value: str) -> dict[str, str]:
@@ -128,54 +138,21 @@ def _parse_params(value: str) -> dict[str, str]:
     m = _TOKEN.match(s)
     if m is None or m.group().lower() != "digest":
         raise DigestError("auth scheme is not Digest")
-    i = m.end()
-    if i < len(s) and s[i] not in " \t":
+    pos = m.end()
+    if pos < len(s) and s[pos] not in " \t":
         raise DigestError("expected whitespace after 'Digest'")
     params: dict[str, str] = {}
-    while True:
-        i = _skip_ows(s, i)
-        while i < len(s) and s[i] == ",":
-            i = _skip_ows(s, i + 1)
-        if i >= len(s):
+    for m in _PARAM.finditer(s, pos):  # one pass; each parameter must start where the last ended
+        if m.start() != pos:
             break
-        m = _TOKEN.match(s, i)
-        if m is None:
-            raise DigestError(f"expected a parameter name at offset {i}")
-        name = m.group().lower()
-        i = _skip_ows(s, m.end())
-        if i >= len(s) or s[i] != "=":
-            raise DigestError(f"expected '=' after {name!r}")
-        i = _skip_ows(s, i + 1)
-        if i < len(s) and s[i] == '"':
-            chars: list[str] = []
-            i += 1
-            while True:
-                if i >= len(s):
-                    raise DigestError(f"unterminated quoted string in {name!r}")
-                c = s[i]
-                if c == "\\":
-                    if i + 1 >= len(s):
-                        raise DigestError(f"dangling escape in {name!r}")
-                    chars.append(s[i + 1])
-                    i += 2
-                elif c == '"':
-                    i += 1
-                    break
-                else:
-                    chars.append(c)
-                    i += 1
-            val = "".join(chars)
-        else:
-            m = _LOOSE_VALUE.match(s, i)
-            if m is None:
-                raise DigestError(f"missing value for {name!r}")
-            val, i = m.group(), m.end()
+        name, quoted, loose = m.groups()
+        name = name.lower()
         if name in params:
             raise DigestError(f"duplicate parameter {name!r}")
-        params[name] = val
-        i = _skip_ows(s, i)
-        if i < len(s) and s[i] != ",":
-            raise DigestError(f"expected ',' after {name!r}")
+        params[name] = loose if loose is not None else (_ESCAPED.sub(r"\1", quoted) if "\\" in quoted else quoted)
+        pos = m.end()
+    if _SEPARATORS.match(s, pos).end() != len(s):  # type: ignore[union-attr]  # always matches
+        raise DigestError(f"malformed parameter at offset {pos}")
     if not params:
         raise DigestError("no parameters")
     return params
@@ -198,7 +175,7 @@ def _require(params: dict[str, str], *names: str) -> None:
             raise DigestError(f"missing {name!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Challenge:
     """One ``WWW-Authenticate`` / ``Proxy-Authenticate`` value (RFC 2617 §3.2.1, RFC 7616 §3.3)."""
 
@@ -241,7 +218,7 @@ class Challenge:
         return "Digest " + ", ".join(parts)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Credentials:
     """One ``Authorization`` / ``Proxy-Authorization`` value (RFC 2617 §3.2.2, RFC 7616 §3.4)."""
 
@@ -305,8 +282,7 @@ class Credentials:
 
 def _h(algorithm: Algorithm, data: str | bytes) -> str:
     raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogateescape")
-    name = "sha256" if algorithm.base is Algorithm.SHA256 else "md5"
-    return hashlib.new(name, raw, usedforsecurity=False).hexdigest()
+    return _HASH[algorithm](raw, usedforsecurity=False).hexdigest()
 
 
 def compute_ha1(username: str, realm: str, password: str, algorithm: Algorithm = Algorithm.MD5) -> str:
@@ -344,14 +320,14 @@ def compute_response(
 # --------------------------------------------------------------------------------------------- server
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Password:
     """A plaintext password returned by a :data:`SecretLookup`."""
 
     value: str = field(repr=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HA1:
     """A stored ``H(username:realm:password)`` (hex) for the lookup's base algorithm."""
 
@@ -369,7 +345,7 @@ class AuthOutcome(Enum):
     MALFORMED = "malformed"  # unparseable header: 400
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AuthResult:
     outcome: AuthOutcome
     username: str | None = None  # set only when OK
@@ -379,6 +355,9 @@ class AuthResult:
         return self.outcome is AuthOutcome.OK
 
 
+_MALFORMED, _INVALID, _STALE = (AuthResult(o) for o in (AuthOutcome.MALFORMED, AuthOutcome.INVALID, AuthOutcome.STALE))
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_FROM_URLSAFE = str.maketrans("-_", "+/")
 _NONCE_STRUCT = struct.Struct(">d16s")  # timestamp, random
 _MAC_LEN = 16
 _NONCE_LEN = _NONCE_STRUCT.size + _MAC_LEN
@@ -411,25 +390,47 @@ class DigestServer:
         self.qop = ("auth", "auth-int") if allow_auth_int else ("auth",)
         self._secret = secret
         self._entropy = entropy
+        self._pool = b""
         self._max = max_tracked_nonces
         self._nc: OrderedDict[str, int] = OrderedDict()  # nonce -> highest nc accepted
         self._forgotten_upto = float("-inf")  # newest issue time of any nonce evicted from _nc
+        self._keyed = hmac.new(secret, realm.encode("utf-8", "surrogateescape") + b"\0", hashlib.sha256)
+        # Every challenge is the same text around a fresh nonce: cut once, per algorithm and stale flag.
+        marker = "n" * 43  # as long as a real nonce; quoted realms cannot contain `nonce="` unescaped
+        self._templates: dict[bool, list[tuple[str, str]]] = {}
+        for stale in (False, True):
+            parts = []
+            for alg in self.algorithms:
+                text = str(Challenge(realm=realm, nonce=marker, algorithm=alg, qop=self.qop, stale=stale))
+                head, _, tail = text.partition(f'nonce="{marker}"')
+                parts.append((head + 'nonce="', '"' + tail))
+            self._templates[stale] = parts
 
     # RFC 2617 §3.2.1: the nonce is opaque to the client; ours is self-authenticating.
     def _mac(self, body: bytes) -> bytes:
-        msg = self.realm.encode("utf-8", "surrogateescape") + b"\0" + body
-        return hmac.new(self._secret, msg, hashlib.sha256).digest()[:_MAC_LEN]
+        mac = self._keyed.copy()  # the key schedule and the realm prefix are done once
+        mac.update(body)
+        return mac.digest()[:_MAC_LEN]
+
+    def _random16(self) -> bytes:
+        # One entropy call per 64 nonces: os.urandom is a system call, and every REGISTER needs one.
+        if not self._pool:
+            self._pool = self._entropy(16 * 64)
+        chunk, self._pool = self._pool[:16], self._pool[16:]
+        return chunk
 
     def make_nonce(self, now: float) -> str:
-        body = _NONCE_STRUCT.pack(now, self._entropy(16))
-        return base64.urlsafe_b64encode(body + self._mac(body)).decode("ascii").rstrip("=")
+        body = _NONCE_STRUCT.pack(now, self._random16())
+        encoded = binascii.b2a_base64(body + self._mac(body), newline=False)  # base64url, unpadded
+        return encoded.translate(_TO_URLSAFE).rstrip(b"=").decode("ascii")
 
     def _nonce_issued(self, nonce: str) -> float | None:
         """The issue time of a nonce we made, or None if it is not ours."""
         if not nonce.isascii() or len(nonce) > 64:
             return None
         try:
-            raw = base64.b64decode(nonce + "=" * (-len(nonce) % 4), altchars=b"-_", validate=True)
+            padded = (nonce + "=" * (-len(nonce) % 4)).translate(_FROM_URLSAFE)
+            raw = binascii.a2b_base64(padded, strict_mode=True)  # what b64decode(validate=True) does
         except (binascii.Error, ValueError):
             return None
         if len(raw) != _NONCE_LEN:
@@ -443,10 +444,7 @@ class DigestServer:
     def challenge(self, now: float, *, stale: bool = False) -> list[str]:
         """Header values for a 401/407: one per algorithm, strongest first (RFC 8760 §2.4)."""
         nonce = self.make_nonce(now)
-        return [
-            str(Challenge(realm=self.realm, nonce=nonce, algorithm=alg, qop=self.qop, stale=stale))
-            for alg in self.algorithms
-        ]
+        return [head + nonce + tail for head, tail in self._templates[stale]]
 
     def verify(
         self,
@@ -469,9 +467,9 @@ class DigestServer:
             try:
                 credentials = Credentials.parse(credentials)
             except DigestError:
-                return AuthResult(AuthOutcome.MALFORMED)
+                return _MALFORMED
         c = credentials
-        invalid = AuthResult(AuthOutcome.INVALID)
+        invalid = _INVALID
         if c.realm != self.realm or c.algorithm not in self.algorithms:
             return invalid
         if request_uri is not None and c.uri != request_uri:
@@ -510,16 +508,16 @@ class DigestServer:
             return invalid
         # Only a right answer earns stale=true (RFC 2617 §3.2.1), so it never helps a guesser.
         if not 0.0 <= now - issued <= self.nonce_lifetime:
-            return AuthResult(AuthOutcome.STALE)
+            return _STALE
         # RFC 7616 §3.4: nc must grow per nonce. Without qop there is no nc: the nonce is single use.
         # A reused nc is refused as STALE: an eavesdropper gains nothing from a fresh nonce, and a
         # client that raced itself on one nonce recovers without prompting its user.
         nc = int(c.nc, 16) if c.nc is not None else 1
         last = self._nc.get(c.nonce)
         if last is None and issued <= self._forgotten_upto:
-            return AuthResult(AuthOutcome.STALE)  # evicted: we can no longer vouch for its nc
+            return _STALE  # evicted: we can no longer vouch for its nc
         if last is not None and nc <= last:
-            return AuthResult(AuthOutcome.STALE)
+            return _STALE
         self._remember(c.nonce, nc, issued)
         return AuthResult(AuthOutcome.OK, c.username)
 

@@ -30,6 +30,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -41,6 +42,7 @@ __all__ = [
     "LIST_HEADERS",
     "MAGIC_COOKIE",
     "MAX_CSEQ",
+    "SPELLINGS",
     "AuthParam",
     "AuthValue",
     "CSeq",
@@ -51,6 +53,7 @@ __all__ = [
     "canonical_name",
     "header_key",
     "is_token",
+    "known_name",
     "lookup_name",
     "parse_auth",
     "parse_cseq",
@@ -111,6 +114,13 @@ _NAMES: dict[str, tuple[str, str]] = {name.lower(): (name.lower(), name) for nam
 _NAMES.update({short: (full.lower(), full) for short, full in _COMPACT.items()})
 KNOWN_NAMES: Mapping[str, tuple[str, str]] = MappingProxyType(_NAMES)
 """Lowercase header name (full or compact) -> ``(key, canonical spelling)``."""
+# The same entries under the spellings met most (canonical, lowercase, compact in either case), so
+# the lookups every message makes skip the ``lower()``; anything else falls back to `_NAMES`.
+_SPELLINGS: dict[str, tuple[str, str]] = {
+    **_NAMES,
+    **{entry[1]: entry for entry in _NAMES.values()},
+    **{short.upper(): _NAMES[short] for short in _COMPACT},
+}
 
 # Headers whose values are comma-separated lists (§7.3.1). Others (Date, WWW-Authenticate,
 # Authorization, free text such as Subject) may hold commas that separate nothing.
@@ -128,13 +138,22 @@ LIST_HEADERS = frozenset(
 
 def lookup_name(name: str) -> tuple[str, str]:
     """``(key, spelling)`` for a header name: the lowercase key and the name as it will be written."""
-    found = _NAMES.get(name.lower())
+    found = _SPELLINGS.get(name) or _NAMES.get(name.lower())
     return found if found is not None else (name.lower(), name)
+
+
+def known_name(name: str) -> tuple[str, str] | None:
+    """`lookup_name` for known names only: None for a name this module does not know."""
+    return _SPELLINGS.get(name) or _NAMES.get(name.lower())
+
+
+SPELLINGS: Mapping[str, tuple[str, str]] = _SPELLINGS  # read-only by type; a plain dict for speed
+"""`KNOWN_NAMES` also under the canonical and compact spellings: the parser's first look."""
 
 
 def header_key(name: str) -> str:
     """The lowercase key of a header name, compact forms expanded: ``"v"`` and ``"VIA"`` -> ``"via"``."""
-    found = _NAMES.get(name.lower())
+    found = _SPELLINGS.get(name) or _NAMES.get(name.lower())
     return found[0] if found is not None else name.lower()
 
 
@@ -284,12 +303,33 @@ class NameAddr:
         return f"{display}<{self.uri}>{self.params}"
 
 
+_LWS_OR_LT = re.compile(r"[ \t<]")
+_NOT_IN_BARE_URI = re.compile(r'[ \t,?<>"]')
+
+
 def parse_name_addr(text: str, what: str = "Header") -> NameAddr:
     """One ``(name-addr / addr-spec) *(SEMI param)`` element; errors name `what` (e.g. "From")."""
     try:
-        return _parse_name_addr(text, what)
+        # From (and To in a dialog) differ from request to request only in a final ``;tag=``: parse
+        # the rest through the cache, then add the tag. Anything unusual takes the full parse.
+        base, sep, tag = text.rpartition(";tag=")
+        if sep and _TOKEN.fullmatch(tag):
+            head = _name_addr(base)
+            if "tag" not in head.params:
+                value = NameAddr(head.uri, head.display, Params((*head.params.items, ("tag", tag))))
+                object.__setattr__(value, "_text", text.strip(_WS))
+                return value
+        return _name_addr(text)
     except SipParseError:
         raise _bad(what, text) from None
+
+
+# NameAddr is immutable, and a registrar meets the same values again and again: From, To and
+# Contact of a challenged REGISTER come back in the one that answers the challenge, and To and
+# Contact on every refresh. Values that fail to parse are not kept.
+@lru_cache(maxsize=4096)
+def _name_addr(text: str) -> NameAddr:
+    return _parse_name_addr(text, "Header")
 
 
 def _parse_name_addr(text: str, what: str) -> NameAddr:
@@ -316,13 +356,13 @@ def _parse_name_addr(text: str, what: str) -> NameAddr:
         if gt < 0:
             raise _bad(what, text)
         uri_text = s[lt + 1 : gt]
-        if not uri_text or any(c in uri_text for c in " \t<"):
+        if not uri_text or _LWS_OR_LT.search(uri_text):
             raise _bad(what, text)  # RFC 4475 §3.1.2.14: no LWS inside <>
         rest = s[gt + 1 :]
     else:
         semi = s.find(";")
         uri_text = s if semi < 0 else s[:semi].rstrip(_WS)
-        if not uri_text or any(c in uri_text for c in ' \t,?<>"'):
+        if not uri_text or _NOT_IN_BARE_URI.search(uri_text):
             raise _bad(what, text)  # §20: such a URI MUST be enclosed in <>
         rest = "" if semi < 0 else s[semi:]
     value = NameAddr(parse_uri(uri_text), display, parse_params(rest, what) if rest else NO_PARAMS)
@@ -332,6 +372,8 @@ def _parse_name_addr(text: str, what: str) -> NameAddr:
 
 def parse_name_addrs(value: str, what: str = "Header") -> list[NameAddr]:
     """A comma-separated list of name-addr values (Contact, Route, Record-Route, ...)."""
+    if "," not in value:  # the usual case: one value
+        return [parse_name_addr(value, what)]
     pieces = split_list(value, what)
     if any(not piece for piece in pieces):
         raise _bad(what, value)
@@ -410,15 +452,26 @@ class Via:
         return f"{self.protocol}/{self.version}/{self.transport} {self.sent_by}{self.params}"
 
 
-def parse_via(text: str) -> Via:
-    """One via-parm (§25.1). Transport names are upper-cased; unknown ones are kept (RFC 4475 §3.1.1.10)."""
-    m = _VIA.match(text)
-    if m is None:
-        raise _bad("Via", text)
+@lru_cache(maxsize=1024)  # a peer's sent-by is the same on every request it sends
+def _sent_protocol_and_by(head: str) -> tuple[str, str, str, str, int | None]:
+    """``(protocol, version, transport, host, port)`` of the part of a via-parm before its params."""
+    m = _VIA.match(head)
+    if m is None or head[m.end() :].strip(_WS):
+        raise _bad("Via", head)
     protocol, version, transport, host, port = m.groups()
     if not is_valid_host(host) or (port is not None and int(port) > 65535):
-        raise _bad("Via", text)
-    params = parse_params(text[m.end() :], "Via")
+        raise _bad("Via", head)
+    return protocol.upper(), version, transport.upper(), host, None if port is None else int(port)
+
+
+def parse_via(text: str) -> Via:
+    """One via-parm (§25.1). Transport names are upper-cased; unknown ones are kept (RFC 4475 §3.1.1.10)."""
+    head, semi, rest = text.partition(";")
+    try:
+        protocol, version, transport, host, port = _sent_protocol_and_by(head)
+    except SipParseError:
+        raise _bad("Via", text) from None
+    params = parse_params(semi + rest, "Via") if semi else NO_PARAMS
     for name, value in params.items:
         lname = name.lower()
         if lname == "branch" and not value:
@@ -429,12 +482,14 @@ def parse_via(text: str) -> Via:
             raise _bad("Via", text)
         if lname in ("received", "maddr") and not value:
             raise _bad("Via", text)
-    via = Via(transport.upper(), host, None if port is None else int(port), params, protocol.upper(), version)
+    via = Via(transport, host, port, params, protocol, version)
     object.__setattr__(via, "_text", text.strip(_WS))
     return via
 
 
 def parse_vias(value: str) -> list[Via]:
+    if "," not in value:  # the usual case: one value
+        return [parse_via(value)]
     pieces = split_list(value, "Via")
     if any(not piece for piece in pieces):
         raise _bad("Via", value)  # RFC 4475 §3.1.2.1: empty list elements
@@ -455,6 +510,7 @@ class CSeq(NamedTuple):
         return f"{self.seq} {self.method}"
 
 
+@lru_cache(maxsize=1024)  # "1 REGISTER", "2 REGISTER", "1 OPTIONS"...: the same few, over and over
 def parse_cseq(value: str) -> CSeq:
     m = _CSEQ.fullmatch(value)
     if m is None:

@@ -32,20 +32,22 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import NamedTuple, TypeAlias, TypeVar
 
 from voxswitch.sip.errors import SipParseError
 from voxswitch.sip.headers import (
-    KNOWN_NAMES,
     MAGIC_COOKIE,
+    SPELLINGS,
     CSeq,
     MediaType,
     NameAddr,
     Via,
     header_key,
     is_token,
+    known_name,
     lookup_name,
     parse_cseq,
     parse_date,
@@ -160,6 +162,9 @@ REASON_PHRASES: dict[int, str] = {
     608: "Rejected",
 }
 
+_NOWHERE: tuple[int, ...] = ()  # the positions of an absent header field
+_MISSING = object()
+_spelling = SPELLINGS.get
 _VERSION = re.compile(r"SIP/[0-9]+\.[0-9]+", re.IGNORECASE)
 _WS = " \t"
 _T = TypeVar("_T")
@@ -206,20 +211,35 @@ class BaseMessage:
 
     # --- header fields ------------------------------------------------------------------------------
 
-    def _changed(self) -> None:
+    def _changed(self, key: str) -> None:
+        """Header `key` changed: the bytes and positions are stale, and what was parsed from it."""
         self._raw = None
         self._index = None
-        if self._cache:
-            self._cache.clear()
+        self._cache.pop(key, None)  # values are cached under their header's key
 
-    def _positions(self, key: str) -> list[int]:
+    def _header_index(self) -> dict[str, list[int]]:
+        """Header key -> the positions of its lines, built once per change."""
         index = self._index
         if index is None:
-            index = {}
-            for i, entry in enumerate(self._entries):
-                index.setdefault(entry[0], []).append(i)
+            entries = self._entries
+            index = {entry[0]: [i] for i, entry in enumerate(entries)}
+            if len(index) != len(entries):  # some field has several lines (Via, Route...): collect them
+                index = {}
+                for i, entry in enumerate(entries):
+                    index.setdefault(entry[0], []).append(i)
             self._index = index
-        return index.get(key, [])
+        return index
+
+    def _positions(self, key: str) -> Sequence[int]:
+        index = self._index
+        if index is None:
+            index = self._header_index()
+        return index.get(key, _NOWHERE)
+
+    def _values(self, key: str) -> list[str]:
+        """`get_all` for a key already in `header_key` form."""
+        entries = self._entries
+        return [entries[i][2] for i in self._positions(key)]
 
     @property
     def headers(self) -> list[Header]:
@@ -227,7 +247,16 @@ class BaseMessage:
         return [Header(name, value) for _, name, value in self._entries]
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and bool(self._positions(header_key(name)))
+        return isinstance(name, str) and self.has_key(header_key(name))
+
+    def has_key(self, key: str) -> bool:
+        """A header field of this `header_key` is present (a scan: no index is built for one look)."""
+        if self._index is not None:
+            return key in self._index
+        for entry in self._entries:
+            if entry[0] == key:
+                return True
+        return False
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of a header field; any spelling, compact forms included."""
@@ -256,7 +285,7 @@ class BaseMessage:
             self._entries[positions[0]] = entry
             for i in reversed(positions[1:]):
                 del self._entries[i]
-        self._changed()
+        self._changed(entry[0])
 
     def add(self, name: str, value: str, first: bool = False) -> None:
         """Add a header line: after the others (default), or before the first of its name (a Via)."""
@@ -266,7 +295,7 @@ class BaseMessage:
             self._entries.insert(positions[0] if positions else 0, entry)
         else:
             self._entries.append(entry)
-        self._changed()
+        self._changed(entry[0])
 
     def remove(self, name: str) -> int:
         """Remove every line of a header field; the number removed."""
@@ -275,7 +304,7 @@ class BaseMessage:
         self._entries = [entry for entry in self._entries if entry[0] != key]
         removed = before - len(self._entries)
         if removed:
-            self._changed()
+            self._changed(key)
         return removed
 
     def pop_via(self) -> Via | None:
@@ -290,7 +319,7 @@ class BaseMessage:
             self._entries[i] = ("via", "Via", ", ".join(rest))
         else:
             del self._entries[i]
-        self._changed()
+        self._changed("via")
         return top
 
     @property
@@ -305,14 +334,15 @@ class BaseMessage:
         if positions:
             key, name, _ = self._entries[positions[0]]
             self._entries[positions[0]] = (key, name, str(len(self._body)))
-        self._changed()
+        self._changed("content-length")
 
     # --- typed accessors (parsed on first use, cached) ----------------------------------------------
 
-    def _parsed(self, slot: str, key: str, parse: Callable[[str], _T], what: str) -> _T:
+    def _parsed(self, key: str, parse: Callable[[str], _T], what: str) -> _T:
         cache = self._cache
-        if slot in cache:
-            return cache[slot]  # type: ignore[return-value]
+        value = cache.get(key, _MISSING)
+        if value is not _MISSING:
+            return value  # type: ignore[return-value]
         positions = self._positions(key)
         if not positions:
             raise SipParseError(400, f"Bad Request - Missing {what}")
@@ -320,34 +350,41 @@ class BaseMessage:
             value = parse(self._entries[positions[0]][2])
         except SipParseError as exc:
             raise SipParseError(exc.status, _reason_for(exc, what), detail=exc.detail) from None
-        cache[slot] = value
+        cache[key] = value
         return value
+
+    # These four are read several times per request (validation, transaction matching, the TU):
+    # a cached value is returned without the call into _parsed.
 
     @property
     def call_id(self) -> str:
-        return self._parsed("call_id", "call-id", _parse_call_id, "Call-ID")
+        value = self._cache.get("call-id")
+        return value if value is not None else self._parsed("call-id", _parse_call_id, "Call-ID")  # type: ignore[return-value]
 
     @property
     def cseq(self) -> CSeq:
         """``(sequence number, method)``; raises `SipParseError` if absent or malformed."""
-        return self._parsed("cseq", "cseq", parse_cseq, "CSeq")
+        value = self._cache.get("cseq")
+        return value if value is not None else self._parsed("cseq", parse_cseq, "CSeq")  # type: ignore[return-value]
 
     @property
     def from_(self) -> NameAddr:
-        return self._parsed("from", "from", _parse_from, "From")
+        value = self._cache.get("from")
+        return value if value is not None else self._parsed("from", _parse_from, "From")  # type: ignore[return-value]
 
     @property
     def to(self) -> NameAddr:
-        return self._parsed("to", "to", _parse_to, "To")
+        value = self._cache.get("to")
+        return value if value is not None else self._parsed("to", _parse_to, "To")  # type: ignore[return-value]
 
     def _vias(self) -> list[Via]:
         cache = self._cache
-        if "vias" not in cache:
+        if "via" not in cache:
             vias: list[Via] = []
-            for value in self.get_all("via"):
+            for value in self._values("via"):
                 vias.extend(parse_vias(value))
-            cache["vias"] = vias
-        return cache["vias"]  # type: ignore[return-value]
+            cache["via"] = vias
+        return cache["via"]  # type: ignore[return-value]
 
     @property
     def vias(self) -> list[Via]:
@@ -356,69 +393,75 @@ class BaseMessage:
 
     @property
     def top_via(self) -> Via | None:
-        vias = self._vias()
-        return vias[0] if vias else None
+        vias = self._cache.get("via")
+        if vias is None:
+            vias = self._vias()
+        return vias[0] if vias else None  # type: ignore[index]
 
-    def _name_addr_list(self, slot: str, key: str, what: str) -> list[NameAddr]:
+    def _name_addr_list(self, key: str, what: str) -> list[NameAddr]:
         cache = self._cache
-        if slot not in cache:
+        if key not in cache:
             values: list[NameAddr] = []
-            for value in self.get_all(key):
+            for value in self._values(key):
                 if key == "contact" and value.strip(_WS) == "*":
                     continue
                 values.extend(parse_name_addrs(value, what))
-            cache[slot] = values
-        cached: list[NameAddr] = cache[slot]  # type: ignore[assignment]
+            cache[key] = values
+        cached: list[NameAddr] = cache[key]  # type: ignore[assignment]
         return list(cached)
 
     @property
     def contact(self) -> list[NameAddr]:
         """Every Contact value in order; a ``*`` (§10.2.2) is not in the list, see `contact_is_wildcard`."""
-        return self._name_addr_list("contact", "contact", "Contact")
+        return self._name_addr_list("contact", "Contact")
 
     @property
     def contact_is_wildcard(self) -> bool:
-        return any(value.strip(_WS) == "*" for value in self.get_all("contact"))
+        entries = self._entries
+        for i in self._positions("contact"):
+            if entries[i][2].strip(_WS) == "*":
+                return True
+        return False
 
     @property
     def route(self) -> list[NameAddr]:
-        return self._name_addr_list("route", "route", "Route")
+        return self._name_addr_list("route", "Route")
 
     @property
     def record_route(self) -> list[NameAddr]:
-        return self._name_addr_list("record_route", "record-route", "Record-Route")
+        return self._name_addr_list("record-route", "Record-Route")
 
-    def _optional_int(self, slot: str, key: str, what: str, maximum: int) -> int | None:
+    def _optional_int(self, key: str, what: str, maximum: int) -> int | None:
         cache = self._cache
-        if slot not in cache:
-            value = self.get(key)
-            cache[slot] = None if value is None else _parse_int(value, what, maximum)
-        return cache[slot]  # type: ignore[return-value]
+        if key not in cache:
+            positions = self._positions(key)
+            cache[key] = _parse_int(self._entries[positions[0]][2], what, maximum) if positions else None
+        return cache[key]  # type: ignore[return-value]
 
     @property
     def max_forwards(self) -> int | None:
         """Max-Forwards (§20.22, 0-255), None if absent (RFC 2543 peers omit it)."""
-        return self._optional_int("max_forwards", "max-forwards", "Max-Forwards", 255)
+        return self._optional_int("max-forwards", "Max-Forwards", 255)
 
     @property
     def expires(self) -> int | None:
         """Expires in seconds (§20.19, up to 2**32-1), None if absent."""
-        return self._optional_int("expires", "expires", "Expires", 2**32 - 1)
+        return self._optional_int("expires", "Expires", 2**32 - 1)
 
     @property
     def content_length(self) -> int | None:
-        return self._optional_int("content_length", "content-length", "Content-Length", 2**63)
+        return self._optional_int("content-length", "Content-Length", 2**63)
 
     @property
     def media_type(self) -> MediaType | None:
         cache = self._cache
-        if "media_type" not in cache:
+        if "content-type" not in cache:
             value = self.get("content-type")
             try:
-                cache["media_type"] = None if value is None else parse_media_type(value)
+                cache["content-type"] = None if value is None else parse_media_type(value)
             except SipParseError as exc:
                 raise SipParseError(400, _reason_for(exc, "Content-Type"), detail=exc.detail) from None
-        return cache["media_type"]  # type: ignore[return-value]
+        return cache["content-type"]  # type: ignore[return-value]
 
     @property
     def content_type(self) -> str | None:
@@ -497,7 +540,7 @@ class Request(BaseMessage):
     def uri(self, value: Uri | str) -> None:
         self._uri = parse_uri(value) if isinstance(value, str) else value
         self._uri_text = str(value)
-        self._changed()
+        self._raw = None
 
     def _start_line(self) -> str:
         return f"{self.method} {self._uri if self._uri is not None else self._uri_text} {self.version}"
@@ -558,10 +601,12 @@ def _copy_into(source: BaseMessage, clone: BaseMessage) -> None:
 
 def _entry(name: str, value: str) -> tuple[str, str, str]:
     """A header line set in code; a name that is no token or a CR/LF in the value would forge lines."""
-    if not is_token(name) or "\r" in value or "\n" in value:
+    known = known_name(name)  # known names are tokens
+    if (known is None and not is_token(name)) or "\r" in value or "\n" in value:
         raise ValueError(f"not a header field: {name!r}: {value!r}")
-    key, spelling = lookup_name(name)
-    return key, spelling, value
+    if known is None:
+        return name.lower(), name, value
+    return known[0], known[1], value
 
 
 def _reason_for(exc: SipParseError, what: str) -> str:
@@ -590,6 +635,7 @@ def _parse_call_id(value: str) -> str:
     return value
 
 
+@lru_cache(maxsize=1024)  # Max-Forwards: 70, Expires: 3600, Content-Length: 0 on most requests
 def _parse_int(value: str, what: str, maximum: int) -> int:
     number = bounded_int(value.strip(_WS), maximum)
     if number is None:
@@ -604,34 +650,37 @@ def _split_header_lines(text: str, max_headers: int, what: str = "Header Field")
     """Header lines (CRLF-separated, no start line) -> ``(key, name, value)``, folds undone (§7.3.1)."""
     if not text:
         return []
-    names: list[tuple[str, str]] = []
-    values: list[list[str]] = []
+    entries: list[tuple[str, str, str]] = []
+    folds: dict[int, list[str]] = {}  # entry -> its raw value and continuation lines, joined once at the end
+    raw = ""
     for line in text.split("\r\n"):
-        if line[:1] in (" ", "\t"):
-            if not values:
+        first = line[:1]
+        if first == " " or first == "\t":
+            if not entries:
                 raise SipParseError(400, f"Bad Request - Malformed {what}", detail="folded first line")
-            values[-1].append(line)  # joined once at the end: many folds must not cost quadratic time
+            folds.setdefault(len(entries) - 1, [raw]).append(line)  # many folds must not cost quadratic time
             continue
-        colon = line.find(":")
-        name = line[:colon].rstrip(_WS) if colon > 0 else ""
-        lower = name.lower()
-        known = KNOWN_NAMES.get(lower)
+        name, colon, raw = line.partition(":")
+        if not colon:
+            raise SipParseError(400, f"Bad Request - Malformed {what}", detail=line[:80])
+        known = _spelling(name)  # e.g. "Via": no lower(), no call
         if known is None:
-            if not is_token(name):
-                raise SipParseError(400, f"Bad Request - Malformed {what}", detail=line[:80])
-            known = (lower, name)
-        names.append(known)
-        values.append([line[colon + 1 :]])
-        if len(names) > max_headers:
-            raise SipParseError(513, "Message Too Large", detail=f"more than {max_headers} header fields")
-    return [
-        (key, name, (parts[0] if len(parts) == 1 else "".join(parts)).strip(_WS))
-        for (key, name), parts in zip(names, values, strict=True)
-    ]
+            name = name.rstrip(_WS)
+            known = known_name(name)
+            if known is None:
+                if not is_token(name):
+                    raise SipParseError(400, f"Bad Request - Malformed {what}", detail=line[:80])
+                known = (name.lower(), name)
+        entries.append((known[0], known[1], raw.strip(_WS)))
+    if len(entries) > max_headers:
+        raise SipParseError(513, "Message Too Large", detail=f"more than {max_headers} header fields")
+    for i, parts in folds.items():
+        key, name, _ = entries[i]
+        entries[i] = (key, name, "".join(parts).strip(_WS))
+    return entries
 
 
-@dataclass
-class _Head:
+class _Head(NamedTuple):
     message: SipMessage
     content_length: int | None
     error: SipParseError | None  # a start-line fault, raised once the message exists to answer it
@@ -685,7 +734,7 @@ def _parse_head(head: bytes, max_headers: int, max_uri: int) -> _Head:
     msg._raw = None
     msg._body = b""
 
-    lengths = [value for key, _, value in entries if key == "content-length"]
+    lengths = [entries[i][2] for i in msg._positions("content-length")]  # the index is needed soon anyway
     content_length: int | None = None
     length_error: SipParseError | None = None
     if lengths:
@@ -933,6 +982,7 @@ def _parse_part(part: bytes) -> BodyPart:
 
 # Header fields a request or response must carry exactly once (§8.1.1, §20); Via may repeat.
 _MANDATORY = (("call-id", "Call-ID"), ("cseq", "CSeq"), ("from", "From"), ("to", "To"), ("via", "Via"))
+_MANDATORY_KEYS = frozenset(key for key, _ in _MANDATORY)
 _SINGLE = (
     ("call-id", "Call-ID"),
     ("cseq", "CSeq"),
@@ -942,6 +992,22 @@ _SINGLE = (
     ("content-type", "Content-Type"),
     ("expires", "Expires"),
     ("date", "Date"),
+)
+
+
+# What `validate` parses, in this order, when present: (name for the reason, key, accessor).
+_CHECKS: tuple[tuple[str, str, Callable[[BaseMessage], object]], ...] = (
+    ("Via", "via", BaseMessage._vias),
+    ("From", "from", BaseMessage.from_.fget),  # type: ignore[attr-defined]
+    ("To", "to", BaseMessage.to.fget),  # type: ignore[attr-defined]
+    ("Call-ID", "call-id", BaseMessage.call_id.fget),  # type: ignore[attr-defined]
+    ("CSeq", "cseq", BaseMessage.cseq.fget),  # type: ignore[attr-defined]
+    ("Max-Forwards", "max-forwards", BaseMessage.max_forwards.fget),  # type: ignore[attr-defined]
+    ("Expires", "expires", BaseMessage.expires.fget),  # type: ignore[attr-defined]
+    ("Contact", "contact", BaseMessage.contact.fget),  # type: ignore[attr-defined]
+    ("Record-Route", "record-route", BaseMessage.record_route.fget),  # type: ignore[attr-defined]
+    ("Route", "route", BaseMessage.route.fget),  # type: ignore[attr-defined]
+    ("Content-Type", "content-type", BaseMessage.media_type.fget),  # type: ignore[attr-defined]
 )
 
 
@@ -974,32 +1040,23 @@ def validate(
         if isinstance(uri, SipUri) and uri.headers:  # §19.1.1 Table 1, RFC 4475 §3.1.2.11
             raise fail(400, "Bad Request - Headers Not Allowed in Request-URI")
 
-    missing = [name for key, name in _MANDATORY if not msg._positions(key)]
-    if missing:  # RFC 4475 §3.3.1
+    index = msg._header_index()
+    if not _MANDATORY_KEYS <= index.keys():  # RFC 4475 §3.3.1
+        missing = [name for key, name in _MANDATORY if key not in index]
         raise fail(400, "Bad Request - Missing " + ", ".join(missing))
-    repeated = [name for key, name in _SINGLE if len(msg._positions(key)) > 1]
-    if repeated:  # RFC 4475 §3.3.8
-        raise fail(400, "Bad Request - Multiple " + ", ".join(repeated) + " Values")
+    if len(index) < len(msg._entries):  # some field has several lines: none of these may (RFC 4475 §3.3.8)
+        repeated = [name for key, name in _SINGLE if len(index.get(key, ())) > 1]
+        if repeated:
+            raise fail(400, "Bad Request - Multiple " + ", ".join(repeated) + " Values")
 
-    checks: list[tuple[str, Callable[[], object]]] = [
-        ("Via", lambda: msg.vias),
-        ("From", lambda: msg.from_),
-        ("To", lambda: msg.to),
-        ("Call-ID", lambda: msg.call_id),
-        ("CSeq", lambda: msg.cseq),
-        ("Max-Forwards", lambda: msg.max_forwards),
-        ("Expires", lambda: msg.expires),
-        ("Contact", lambda: msg.contact),
-        ("Record-Route", lambda: msg.record_route),
-        ("Route", lambda: msg.route),
-        ("Content-Type", lambda: msg.media_type),
-    ]
-    for what, check in checks:
+    for what, key, check in _CHECKS:
+        if key not in index:
+            continue  # absent: nothing to parse (the mandatory ones were checked above)
         try:
-            check()
+            check(msg)
         except SipParseError as exc:
             raise fail(exc.status, _reason_for(exc, what), exc.detail) from None
-    date = msg.get("date")
+    date = msg.get("date") if "date" in index else None
     if date is not None:
         try:
             parse_date(date)
@@ -1037,25 +1094,26 @@ def build_response(
     A To without a tag gets `to_tag` (or a fresh random one), except on 100 Trying, which also
     copies Timestamp. Works on a request that failed to parse, copying whatever is there.
     """
-    out: list[tuple[str, str]] = [("Via", value) for value in request.get_all("via")]
-    for name in ("From", "To", "Call-ID", "CSeq"):
-        value = request.get(name)
-        if value is None:
+    entries = request._entries
+    copied = [entries[i] for i in request._positions("via")]  # checked when parsed: no need to again
+    for key in ("from", "to", "call-id", "cseq"):
+        positions = request._positions(key)
+        if not positions:
             continue
-        if name == "To" and status != 100:
+        entry = entries[positions[0]]
+        if key == "to" and status != 100:
             try:
                 has_tag = request.to.tag is not None
             except SipParseError:
                 has_tag = True  # leave a malformed To as it came
             if not has_tag:
-                value = f"{value};tag={to_tag or secrets.token_hex(8)}"
-        out.append((name, value))
+                entry = (entry[0], entry[1], f"{entry[2]};tag={to_tag or secrets.token_hex(8)}")
+        copied.append(entry)
     if status == 100:
-        timestamp = request.get("timestamp")
-        if timestamp is not None:
-            out.append(("Timestamp", timestamp))
-    out.extend(headers)
-    return Response(status, reason, out, body)
+        copied += [entries[i] for i in request._positions("timestamp")][:1]
+    response = Response(status, reason, headers, body)
+    response._entries[:0] = copied
+    return response
 
 
 def error_response(error: SipParseError) -> Response | None:

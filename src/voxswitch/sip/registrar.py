@@ -14,7 +14,7 @@ from voxswitch.sip.headers import NameAddr
 from voxswitch.sip.message import Request, Response, build_response
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Binding:
     contact: str  # the Contact URI, as registered
     expires_at: float
@@ -31,7 +31,7 @@ class Binding:
         return max(0, int(self.expires_at - now + 0.5))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RegistrarPolicy:
     min_expires: int = 60
     max_expires: int = 3600
@@ -46,7 +46,7 @@ class RegistrarError(Exception):
     headers: list[tuple[str, str]] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class RegisterOutcome:
     keep: list[Binding]  # every live binding after the request, written or unchanged
     upserts: list[Binding]
@@ -85,6 +85,7 @@ def process_register(
         live = {}
     else:
         header_expires = request.expires
+        user_agent = (request.get("user-agent") or "")[:255]
         for addr in request.contact:
             expires = addr.expires if addr.expires is not None else header_expires
             if expires is None:
@@ -110,7 +111,7 @@ def process_register(
                 source_host=source_host,
                 source_port=source_port,
                 transport=transport,
-                user_agent=(request.get("user-agent") or "")[:255],
+                user_agent=user_agent,
                 instance_id=addr.params.get("+sip.instance") if addr.params else None,
             )
             live[key] = binding

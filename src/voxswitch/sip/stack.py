@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from voxswitch.sip.errors import SipParseError
-from voxswitch.sip.headers import Via
 from voxswitch.sip.message import Request, Response, SipMessage, build_response, error_response, validate
 from voxswitch.sip.transaction import (
     MAGIC_COOKIE,
@@ -94,6 +93,8 @@ def response_target(request: Request, source: Target) -> Target:
         return Target(source.transport, via.maddr, via.port or 5060)
     host = via.received or via.host
     port = via.rport or via.port or 5060
+    if host == source.host and port == source.port:
+        return source  # the usual case: the Via names where the request came from
     return Target(source.transport, host, port)
 
 
@@ -102,14 +103,14 @@ def stamp_received(request: Request, source: Target) -> None:
     via = request.top_via
     if via is None:
         return
-    stamped: Via = via
-    if via.host.strip("[]") != source.host or via.rport_requested:
-        stamped = stamped.with_param("received", source.host)
-    if via.rport_requested:
+    rport = via.rport_requested
+    if not rport and via.host.strip("[]") == source.host:
+        return  # the usual case: nothing to add
+    stamped = via.with_param("received", source.host)
+    if rport:
         stamped = stamped.with_param("rport", str(source.port))
-    if stamped is not via:
-        request.pop_via()
-        request.add("Via", str(stamped), first=True)
+    request.pop_via()
+    request.add("Via", str(stamped), first=True)
 
 
 class SipStack:
@@ -256,10 +257,11 @@ class SipStack:
 
     # for the handler -----------------------------------------------------------------------------
 
-    def respond(self, txn: ServerTransaction, response: Response) -> None:
-        if self.user_agent and "server" not in response:
+    def respond(self, txn: ServerTransaction, response: Response, *, stateless: bool = False) -> None:
+        """Answer through `txn`; see `TransactionLayer.respond` for `stateless`."""
+        if self.user_agent and not response.has_key("server"):
             response.add("Server", self.user_agent)
-        self._run(self.layer.respond(txn, response, self.now()))
+        self._run(self.layer.respond(txn, response, self.now(), stateless=stateless))
 
     def send_stateless(self, message: SipMessage, target: Target) -> None:
         """For the 2xx ACK (§13.2.2.4) and 2xx retransmissions the TU owns."""

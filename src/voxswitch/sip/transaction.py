@@ -18,6 +18,12 @@ a move that is not in the table raises `IllegalTransition` (a bug, never a peer'
 live in one heap for the whole layer; cancelling a timer just forgets its deadline, and stale heap
 entries are skipped when popped.
 
+A non-INVITE server transaction that has sent its final response over UDP has one job left: repeat
+that response to retransmissions until Timer J (64*T1). The layer then *retires* it: the object is
+dropped and the layer keeps the response bytes and the address in plain tuples, which the garbage
+collector does not track, swept once a second once their Timer J has passed (so a retired
+transaction lasts J to J + 1 s). Under load these are most of the live transactions.
+
 Matching follows §17.1.3 (client: top Via branch + CSeq method) and §17.2.3 (server: branch +
 sent-by + method, with ACK matching its INVITE). Requests whose branch lacks the RFC 3261 magic
 cookie fall back to the RFC 2543 key of §17.2.3 (Request-URI, tags, Call-ID, CSeq, top Via).
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -35,6 +42,7 @@ from typing import Any
 from voxswitch.sip.message import Request, Response, SipMessage
 
 MAGIC_COOKIE = "z9hG4bK"
+SWEEP_INTERVAL = 1.0  # retired transactions are forgotten this long after their Timer J, at most
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,7 @@ class Timers:
         return 64 * self.t1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Target:
     """Where a message goes or came from. `transport` is UDP, TCP, TLS, WS or WSS."""
 
@@ -86,17 +94,25 @@ class SentResponse:
         self.data = response.to_bytes()
         self.status = response.status
 
+    @classmethod
+    def of(cls, data: bytes) -> SentResponse:
+        """The response kept by a retired transaction (its status read back from the bytes)."""
+        sent = cls.__new__(cls)
+        sent.data = data
+        sent.status = int(data[8:11])  # "SIP/2.0 200 ..."
+        return sent
+
     def to_bytes(self) -> bytes:
         return self.data
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Send:
     message: SipMessage | SentResponse
     target: Target
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Deliver:
     """A message for the TU. `transaction` is None for a 2xx ACK or a stray response (§17.1.1.2)."""
 
@@ -105,22 +121,22 @@ class Deliver:
     transaction: Transaction | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Timeout:
     transaction: Transaction
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TransportFailed:
     transaction: Transaction
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Terminated:
     transaction: Transaction
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Merged:
     """§8.2.2.2: the same request reached us twice by different paths; answer 482 statelessly."""
 
@@ -220,7 +236,7 @@ TRANSITIONS: dict[type[Enum], set[tuple[Enum, Enum]]] = {
 # --- transactions ------------------------------------------------------------------------------
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Transaction:
     """What every transaction shares: its key, request, peer, state and armed timers."""
 
@@ -264,7 +280,7 @@ class Transaction:
         raise NotImplementedError
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class InviteClientTransaction(Transaction):
     interval: float = 0.0
 
@@ -313,7 +329,7 @@ class InviteClientTransaction(Transaction):
             self._move(ICState.TERMINATED, out)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class NonInviteClientTransaction(Transaction):
     interval: float = 0.0
 
@@ -351,7 +367,7 @@ class NonInviteClientTransaction(Transaction):
             self._move(NCState.TERMINATED, out)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class InviteServerTransaction(Transaction):
     interval: float = 0.0
 
@@ -401,29 +417,40 @@ class InviteServerTransaction(Transaction):
             self._move(ISState.TERMINATED, out)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class NonInviteServerTransaction(Transaction):
     def on_request(self, req: Request, source: Target | None, now: float, out: list[Action]) -> None:
         # §17.2.2: retransmissions are answered with the last response, or absorbed while Trying
         if self.last_response is not None:
             out.append(Send(self.last_response, self.target))
 
-    def on_tu_response(self, resp: Response, now: float, out: list[Action]) -> None:
+    def on_tu_response(self, resp: Response, now: float, out: list[Action], stateless: bool = False) -> None:
         if self.state not in (NSState.TRYING, NSState.PROCEEDING):
             raise IllegalTransition(f"non-INVITE server transaction cannot send {resp.status} in {self.state.name}")
-        out.append(Send(resp, self.target))
         if resp.status < 200:
+            out.append(Send(resp, self.target))
             self.last_response = resp
             self._move(NSState.PROCEEDING, out)
+        elif stateless:
+            out.append(Send(resp, self.target))
+            # §26.3.2.4: a challenge to an unauthenticated request goes out once, without the
+            # retransmission machinery, and leaves no state behind; a retransmitted request is
+            # simply challenged again (§8.2.7, stateless UAS behaviour).
+            self.request = None  # type: ignore[assignment]
+            self.user_data = None
+            self._move(NSState.TERMINATED, out)
         else:
-            # Keep only what Completed needs: the bytes to repeat. Dropping the parsed request cuts
-            # what the garbage collector tracks per live transaction from 28 objects to 4, and a
-            # full collection under 20,000 of them from 310 ms to 15 ms.
+            # Completed needs only the bytes to repeat: over UDP the layer keeps those and retires
+            # this object (see the module docstring); over a reliable transport Timer J is 0.
             self.last_response = SentResponse(resp)
+            out.append(Send(self.last_response, self.target))  # serialised once, for now and for repeats
             self.request = None  # type: ignore[assignment]
             self.user_data = None
             self._move(NSState.COMPLETED, out)
-            self._arm("J", 0.0 if self.target.reliable else self.layer.timers.b, now)  # Timer J
+            if self.target.reliable:
+                self._move(NSState.TERMINATED, out)
+            else:
+                self.layer._retire(self, self.last_response.data, now + self.layer.timers.b)  # Timer J
 
     def on_timer(self, name: str, now: float, out: list[Action]) -> None:
         if name == "J":
@@ -446,7 +473,7 @@ def server_key(req: Request) -> tuple[Any, ...]:
     """§17.2.3: branch + sent-by + method (ACK matches the INVITE), or the RFC 2543 fallback."""
     method = "INVITE" if req.method == "ACK" else req.method
     via = req.top_via
-    branch = _branch(req)
+    branch = (via.branch or "") if via is not None else ""
     if branch.startswith(MAGIC_COOKIE):
         return ("s", branch, via.host.lower(), via.port, method) if via is not None else ("s", branch, method)
     # RFC 2543 fallback: the ACK carries the To tag the response added, so leave it out.
@@ -471,6 +498,10 @@ class TransactionLayer:
         self._merge_index: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # §8.2.2.2 -> server key
         self._heap: list[tuple[float, int, Transaction, str]] = []
         self._seq = itertools.count()
+        # Retired non-INVITE server transactions: key -> (Timer J, response, host, port, merge key),
+        # and their keys in the order their Timer J falls due.
+        self._retired: dict[tuple[Any, ...], tuple[float, bytes, str, int, tuple[Any, ...] | None]] = {}
+        self._retired_order: deque[tuple[float, tuple[Any, ...]]] = deque()
 
     # timers ------------------------------------------------------------------------------------
 
@@ -484,14 +515,37 @@ class TransactionLayer:
         if merge is not None and self._merge_index.get(merge) == txn.key:
             del self._merge_index[merge]
 
+    def _retire(self, txn: NonInviteServerTransaction, response: bytes, timer_j: float) -> None:
+        if self.transactions.get(txn.key) is txn:
+            del self.transactions[txn.key]  # its merge key stays: §8.2.2.2 applies until Timer J
+        target = txn.target
+        self._retired[txn.key] = (timer_j, response, target.host, target.port, txn.merge_key)
+        self._retired_order.append((timer_j, txn.key))
+
+    def _sweep(self, now: float) -> None:
+        order, retired = self._retired_order, self._retired
+        while order and order[0][0] <= now:
+            timer_j, key = order.popleft()
+            record = retired.get(key)
+            if record is not None and record[0] == timer_j:
+                del retired[key]
+                merge = record[4]
+                if merge is not None and self._merge_index.get(merge) == key:
+                    del self._merge_index[merge]
+
     def next_deadline(self) -> float | None:
         heap = self._heap
+        deadline: float | None = None
         while heap:
             deadline, _, txn, name = heap[0]
             if txn.timers.get(name) == deadline:
-                return deadline
+                break
             heapq.heappop(heap)  # cancelled or superseded
-        return None
+            deadline = None
+        if self._retired_order:
+            sweep = self._retired_order[0][0] + SWEEP_INTERVAL  # one wake-up sweeps a second's worth
+            deadline = sweep if deadline is None else min(deadline, sweep)
+        return deadline
 
     def expire(self, now: float) -> list[Action]:
         out: list[Action] = []
@@ -502,6 +556,7 @@ class TransactionLayer:
                 continue
             del txn.timers[name]
             txn.on_timer(name, now, out)
+        self._sweep(now)
         return out
 
     # from the TU --------------------------------------------------------------------------------
@@ -521,9 +576,14 @@ class TransactionLayer:
         txn.start(now, out)
         return txn, out
 
-    def respond(self, txn: ServerTransaction, resp: Response, now: float) -> list[Action]:
+    def respond(self, txn: ServerTransaction, resp: Response, now: float, *, stateless: bool = False) -> list[Action]:
+        """The TU's response. `stateless` (a final response to a non-INVITE request, e.g. a digest
+        challenge) ends the transaction as it is sent: no Completed state absorbs retransmissions."""
         out: list[Action] = []
-        txn.on_tu_response(resp, now, out)
+        if stateless and isinstance(txn, NonInviteServerTransaction):
+            txn.on_tu_response(resp, now, out, stateless=True)
+        else:
+            txn.on_tu_response(resp, now, out)
         return out
 
     def transport_failed(self, txn: Transaction) -> list[Action]:
@@ -553,6 +613,10 @@ class TransactionLayer:
         if txn is not None:
             assert isinstance(txn, InviteServerTransaction | NonInviteServerTransaction)
             txn.on_request(msg, source, now, out)
+            return out
+        retired = self._retired.get(key)
+        if retired is not None:  # §17.2.2: Completed repeats its final response
+            out.append(Send(SentResponse.of(retired[1]), Target(source.transport, retired[2], retired[3])))
             return out
         if msg.method == "ACK":
             out.append(Deliver(msg, source, None))  # the ACK of a 2xx: end to end, the dialog's

@@ -72,7 +72,7 @@ class Params:
     def get(self, name: str, default: str | None = None) -> str | None:
         lname = name.lower()
         for key, value in self.items:
-            if key.lower() == lname:
+            if key == lname or key.lower() == lname:  # parameters are usually written in lowercase
                 return "" if value is None else value
         return default
 
@@ -80,7 +80,10 @@ class Params:
         if not isinstance(name, str):
             return False
         lname = name.lower()
-        return any(key.lower() == lname for key, _ in self.items)
+        for key, _ in self.items:
+            if key.lower() == lname:
+                return True
+        return False
 
     def __iter__(self) -> Iterator[str]:
         return (key for key, _ in self.items)
@@ -377,6 +380,9 @@ class AbsoluteUri:
 Uri = SipUri | TelUri | AbsoluteUri
 
 
+# URIs are immutable, and a server meets the same ones over and over: its own address in every
+# Request-URI, each device's AOR in To and its Contact on every refresh. Malformed ones are not kept.
+@lru_cache(maxsize=4096)
 def parse_uri(text: str) -> Uri:
     """Parse a URI as it appears in a Request-URI or inside ``<>``; raise `SipParseError` if malformed."""
     colon = text.find(":")
