@@ -18,11 +18,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.peers import ports
+
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free loopback port that no other helper of this process was given.
+
+    Through :mod:`tests.peers.ports`, which remembers what it handed out: the kernel may give the same
+    ephemeral port to two binds in a row, and a server started with HTTP, SIP and TLS ports from three
+    separate pickers once got the same number twice and collided with itself."""
+    return ports.free_udp_port() if kind == socket.SOCK_DGRAM else ports.free_sip_port()
 
 
 def under_ci() -> bool:
