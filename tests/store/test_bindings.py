@@ -82,3 +82,4 @@ async def test_registers_for_one_aor_wait_for_each_other_and_all_share_commits(
     finally:
         await book.close()
         await db.dispose()
+

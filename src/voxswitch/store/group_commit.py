@@ -29,7 +29,7 @@ from voxswitch.store.database import Database
 log = logging.getLogger(__name__)
 
 Row = dict[str, Any]
-SqliteWrite = Callable[[sqlite3.Connection, list[Row]], None]
+SqliteWrite = Callable[..., None]  # (connection, *arguments): the statements of one transaction
 AsyncWrite = Callable[[AsyncSession, list[Row]], Awaitable[None]]
 
 
@@ -66,11 +66,12 @@ class SqliteThread:
             self._conn = conn
         return self._conn
 
-    def transaction(self, write: SqliteWrite, rows: list[Row]) -> None:
+    def transaction(self, write: SqliteWrite, *args: Any) -> None:
+        """`write(connection, *args)` in one transaction; IMMEDIATE takes the write lock at once."""
         conn = self.connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            write(conn, rows)
+            write(conn, *args)
         except BaseException:
             conn.execute("ROLLBACK")
             raise

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +27,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from voxswitch.store.database import Database
+from voxswitch.store.group_commit import SqliteThread
 from voxswitch.store.models import Registration, SipEvent
 
 __all__ = ["BindingBatch", "BindingRow", "BindingWriter", "EventRow", "binding_writer"]
@@ -109,54 +109,33 @@ def _sqlite_time(ts: float) -> str:
 
 
 class SqliteBindingWriter:
-    """One `sqlite3` connection, opened on first use by the one thread that ever touches it."""
+    """A batch is one hand-off to the store's dedicated sqlite3 thread (`store.group_commit`)."""
 
     def __init__(self, db: Database, path: Path) -> None:
         self._db = db
-        self._path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="registrar-sqlite")
-        self._conn: sqlite3.Connection | None = None  # the executor's thread only
+        self._thread = SqliteThread(str(path), db.sqlite_synchronous, "registrar-sqlite")
 
-    def _write_sync(self, batch: BindingBatch, now: float) -> None:
-        conn = self._conn
-        if conn is None:
-            # Autocommit mode: the transaction is ours to open, IMMEDIATE takes the write lock at once.
-            conn = sqlite3.connect(self._path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")  # as the engine's own connections (store.database)
-            conn.execute(f"PRAGMA synchronous={self._db.sqlite_synchronous}")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._conn = conn
+    @staticmethod
+    def _write_sync(conn: sqlite3.Connection, batch: BindingBatch, now: float) -> None:
         stamp = _sqlite_time(now)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if batch.removals:
-                conn.executemany(_DELETE, batch.removals)
-            if batch.upserts:
-                conn.executemany(_UPSERT, [(*r[:3], _sqlite_time(r.expires_at), *r[4:], stamp) for r in batch.upserts])
-            if batch.events:
-                conn.executemany(_EVENT, [(*e, stamp) for e in batch.events])
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-
-    def _close_sync(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if batch.removals:
+            conn.executemany(_DELETE, batch.removals)
+        if batch.upserts:
+            conn.executemany(_UPSERT, [(*r[:3], _sqlite_time(r.expires_at), *r[4:], stamp) for r in batch.upserts])
+        if batch.events:
+            conn.executemany(_EVENT, [(*e, stamp) for e in batch.events])
 
     async def write(self, batch: BindingBatch) -> None:
         if not batch:
             return
         loop = asyncio.get_running_loop()
         async with self._db.write_turn():  # queue behind the pooled writers, not in SQLite's busy handler
-            await loop.run_in_executor(self._executor, self._write_sync, batch, time.time())
+            await loop.run_in_executor(
+                self._thread.executor, self._thread.transaction, self._write_sync, batch, time.time()
+            )
 
     async def close(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._close_sync)
-        self._executor.shutdown(wait=True)
+        await asyncio.get_running_loop().run_in_executor(None, self._thread.close)
 
 
 def _aware(ts: float) -> datetime:
