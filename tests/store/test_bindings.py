@@ -82,4 +82,3 @@ async def test_registers_for_one_aor_wait_for_each_other_and_all_share_commits(
     finally:
         await book.close()
         await db.dispose()
-

@@ -122,7 +122,7 @@ def _check_text(text: str, what: str) -> None:
 # string is matched as runs of ordinary characters between escapes ("unrolled"), not one alternation
 # per character, which halves the time of the whole match on a typical Authorization header.
 _PARAM_TEXT = (
-    r'[ \t,]*+([!#$%&\'*+\-.^_`|~0-9A-Za-z]+)[ \t]*+=[ \t]*+'
+    r"[ \t,]*+([!#$%&\'*+\-.^_`|~0-9A-Za-z]+)[ \t]*+=[ \t]*+"
     r'(?:"([^"\\]*+(?:\\.[^"\\]*+)*+)"|([^\s,"]++))[ \t]*+(?=,|\Z)'
 )
 _PARAM = re.compile(_PARAM_TEXT, re.DOTALL)
