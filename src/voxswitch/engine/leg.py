@@ -150,8 +150,13 @@ class Leg:
         self._move(LegState.ENDED)
         self.end_cause, self.end_status = cause, status
         self.media.close()
+        self.media.on_digit = None
         self.ended.set()
         self.emit(Ended(cause, status))
+        # An ended leg says nothing more. Dropping the listeners (the call's, a bridge's) and the
+        # session's way back to us breaks the reference cycles through this leg, so the call's
+        # objects are freed by reference counting when it ends, not by a full collection later.
+        self.listeners.clear()
 
     @property
     def is_answered(self) -> bool:

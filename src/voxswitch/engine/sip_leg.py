@@ -362,6 +362,7 @@ class SipLeg(Leg):
         if self.dialog is not None:
             self.dialog.terminate()
             self.sip.dialogs.discard(self.dialog)
+            self.dialog.user_data = None  # out of the dialog set: nothing looks us up through it
         for task in list(self._tasks):
             task.cancel()
         super().finish(cause, status)

@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from voxswitch.engine.leg import LegState
@@ -45,6 +47,20 @@ class Destination:
     display_name: str | None = None
     credentials: DigestClient | None = None
     kind: str = "device"  # "device", "trunk", "uri"
+
+
+def _weakly(method: Callable[[Response], None]) -> Callable[[Response], None]:
+    """`method`, without keeping its leg alive: the client transaction holds its provisional
+    callback until it terminates, 32 s after the final response (RFC 6026 Timer M), and an ended
+    leg (its session, SDP, messages) must not stay in memory for that long."""
+    ref = weakref.WeakMethod(method)
+
+    def call(response: Response) -> None:
+        bound = ref()
+        if bound is not None:
+            bound(response)
+
+    return call
 
 
 class OutboundSipLeg(SipLeg):
@@ -149,7 +165,7 @@ class OutboundSipLeg(SipLeg):
                 self.target,
                 self.destination.credentials,
                 first_cseq=cseq,
-                on_provisional=self._provisional,
+                on_provisional=_weakly(self._provisional),
             )
         )
         try:
