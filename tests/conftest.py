@@ -89,6 +89,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Any]:
             "sip_enabled": False,
             "log_level": "INFO",
             "gc_freeze": False,  # many apps in one test process: freezing would keep each one's heap
+            "gc_full_every_seconds": 0,  # nor take over the process's collector schedule
             # Nothing in the suite may reach Twilio itself: a closed local port unless a test says so.
             "twilio_api_base_url": "http://127.0.0.1:9",
         }

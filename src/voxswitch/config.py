@@ -93,7 +93,9 @@ class Settings(BaseSettings):
     rtp_port_max: int = Field(default=20_000, ge=1024, le=65535)
     media_timeout_seconds: float = Field(default=30.0, gt=0)  # no RTP for this long ends an answered call
     ring_timeout_seconds: float = Field(default=30.0, gt=0)  # how long `dial` rings before giving up
-    gc_freeze: bool = True  # freeze the start-up heap out of the garbage collector (api/app.py)
+    gc_freeze: bool = True  # freeze the start-up heap out of the garbage collector (collector.py)
+    # a full garbage collection this often instead of CPython's schedule (collector.py); 0: CPython's
+    gc_full_every_seconds: float = Field(default=60.0, ge=0)
     timezone: str = "UTC"  # the PBX's local time: route time windows and daily call limits use it
     moh_file: Path | None = None  # a WAV for music on hold; the built-in chords otherwise
     # SRTP with SDES keys (RFC 4568), voxswitch.media.srtp_policy: "off" offers and takes plain RTP
