@@ -1,9 +1,14 @@
 """A Call: its state machine, persisted on every transition and published as an event.
 
 The states are the documents' shared vocabulary. A call ends in exactly one final state, and the
-`calls` row is written at each move (in order, in the background; the final move waits for its
-write), so a crash leaves the last known state behind, never nothing; the engine finishes such
-leftovers when it starts again (`close_interrupted`).
+`calls` row is written at each move (in order, in the background), so a crash leaves the last known
+state behind; the engine finishes such leftovers when it starts again (`close_interrupted`).
+
+Two moves wait for the store. The answer waits until the call's first row is durable, so a call
+anyone was told is answered is never missing from the records; setting the call up (routing, the
+INVITE sent on) does not wait for it, so a commit's latency is not added to every call's setup
+(by the time the far end answers, the row is long written). The final move waits for its own
+write, so a call is never forgotten before its outcome is stored.
 """
 
 from __future__ import annotations
@@ -92,6 +97,7 @@ class Call:
         self.legs: list[Any] = []  # engine.leg.Leg, first the one the call is about (caller or callee)
         self.listeners: list[Listener] = []
         self._writing: asyncio.Future[None] | None = None
+        self._first_write: asyncio.Future[None] | None = None
         self.ended = asyncio.Event()
         self.data: dict[str, Any] = {}  # what an app wants to keep with the call (digits, ...)
 
@@ -104,6 +110,8 @@ class Call:
 
     async def move(self, new: CallState, cause: str | None = None, status: int | None = None) -> None:
         """Take a transition of the table (a repeated final move is a no-op), persist, publish."""
+        if new is CallState.ANSWERED:
+            await self.recorded()
         if new is self.state or (self.state.final and new.final):
             return
         if (self.state, new) not in TRANSITIONS:
@@ -149,9 +157,17 @@ class Call:
         if self._writing is not None:
             await asyncio.gather(self._writing, return_exceptions=True)
 
-    async def save(self) -> None:
-        """Write the row now (and wait until it is durable)."""
-        await self._persist()
+    def record(self) -> None:
+        """Queue the call's first row; `recorded` (and the answer) wait for it."""
+        if self._first_write is None:
+            self._first_write = self._persist()
+
+    async def recorded(self) -> None:
+        """Until the call has a durable row (it is written now if it was not queued); raises what
+        the store raised, so a call that cannot be recorded is not answered."""
+        self.record()
+        assert self._first_write is not None
+        await asyncio.shield(self._first_write)
 
     def row(self) -> dict[str, Any]:
         return {

@@ -183,7 +183,7 @@ class CallManager:
         self._inbound[leg.key] = leg
         self.adopt(call, leg)
         try:
-            await call.save()
+            call.record()  # not waited for here: the answer waits for it (engine/call.py)
             try:
                 await leg.prepare()
             except (sdp.SdpError, PortRangeExhausted, OSError) as exc:
@@ -342,7 +342,7 @@ class CallManager:
         self, call: Call, legs: list[OutboundSipLeg], app_fn: App, name: str, params: dict[str, Any], ring_for: float
     ) -> None:
         try:
-            await call.save()
+            call.record()  # the answer waits for it (engine/call.py)
 
             def progress(leg: Leg, event: LegEvent) -> None:
                 if isinstance(event, Ringing) and call.state is CallState.INITIATED:
