@@ -141,6 +141,8 @@ class PbxRouter:
         self.zone = ZoneInfo(timezone)
         self.clock = clock or (lambda: datetime.now(UTC))
         self._cache: RoutingTables | None = None
+        self._loading: asyncio.Task[RoutingTables] | None = None  # the reload in flight, shared
+        self._loading_commits = -1  # Database.commits when it started
 
     def local_now(self) -> datetime:
         now = self.clock()
@@ -167,13 +169,23 @@ class PbxRouter:
         return route
 
     async def _tables(self) -> RoutingTables:
-        """The DIDs, routes and blocklist, kept in memory: reloaded (one session, three queries) after
-        any commit through this database, and at least every second for writers elsewhere."""
+        """The DIDs, routes and blocklist, kept in memory: reloaded (one session, four queries) after
+        any commit through this database, and at least every second for writers elsewhere. Calls
+        that arrive while a reload runs share it: under load, each starting its own made the
+        reloads slower, so more calls started one (a third of the loop's time at 80 calls/s)."""
         now = asyncio.get_running_loop().time()
         cached = self._cache
         if cached is not None and cached.commits == self.db.commits and now - cached.loaded_at < 1.0:
             return cached
+        loading = self._loading
+        if loading is None or loading.done() or self._loading_commits != self.db.commits:
+            loading = self._loading = asyncio.get_running_loop().create_task(self._load(), name="pbx-tables")
+            self._loading_commits = self.db.commits
+        return await asyncio.shield(loading)
+
+    async def _load(self) -> RoutingTables:
         commits = self.db.commits
+        now = asyncio.get_running_loop().time()
         async with self.db.session() as s:
             dids = {d.phone_number: d for d in (await s.execute(select(Did))).scalars()}
             routes: dict[int, list[RouteRule]] = {}
