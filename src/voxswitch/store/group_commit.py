@@ -10,12 +10,18 @@ SQLAlchemy Core path (asyncpg is lean already).
 Keyed submissions coalesce: a key (a call's id) submitted again before its batch is taken is
 written once, with the row as it is when the batch is taken, so a call that changes state five
 times in a few milliseconds costs one row write.
+
+A submission may say how soon it must be durable (`within`): the batch is taken when the most
+urgent of what is waiting is due, so writes nobody waits for (a call's intermediate states) ride
+along with the next urgent commit instead of each starting one. A commit costs a thread hop and
+an fsync whatever it carries (~0.2 ms of CPU in SQLite, more in hopping), a row ~0.03 ms.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import sqlite3
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -98,11 +104,16 @@ class GroupCommit:
         self._thread = SqliteThread(db.sqlite_path, db.sqlite_synchronous, name) if db.sqlite_path else None
         self._pending: list[tuple[Callable[[], list[Row]], asyncio.Future[None]]] = []
         self._keyed: dict[Hashable, int] = {}  # key -> index in _pending, until the batch is taken
+        self._due = math.inf  # loop time by which the waiting batch must be taken
+        self._wake: asyncio.Future[None] | None = None  # the flush task sleeping until _due
         self._task: asyncio.Task[None] | None = None
 
-    async def submit(self, rows: Callable[[], list[Row]] | list[Row], key: Hashable | None = None) -> None:
-        """Write `rows` (or what the callable gives when the batch is taken) in the next commit;
-        returns once they are durable. A `key` already waiting is written once, at its latest."""
+    async def submit(
+        self, rows: Callable[[], list[Row]] | list[Row], key: Hashable | None = None, *, within: float = 0.0
+    ) -> None:
+        """Write `rows` (or what the callable gives when the batch is taken) in a commit that starts
+        within `within` seconds (0: the next one); returns once they are durable. A `key` already
+        waiting is written once, at its latest."""
         loop = asyncio.get_running_loop()
         source = rows if callable(rows) else (lambda rows=rows: rows)
         if key is not None and key in self._keyed:
@@ -114,9 +125,29 @@ class GroupCommit:
             if key is not None:
                 self._keyed[key] = len(self._pending)
             self._pending.append((source, done))
+        self._hurry(loop.time() + within)
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._flush(), name=f"group-commit-{self.name}")
         await asyncio.shield(done)
+
+    def _hurry(self, due: float) -> None:
+        if due < self._due:
+            self._due = due
+            if self._wake is not None:
+                _settle(self._wake, None)
+
+    async def _until_due(self) -> None:
+        loop = asyncio.get_running_loop()
+        delay = self._due - loop.time()
+        if delay <= 0:
+            return
+        self._wake = loop.create_future()
+        timer = loop.call_later(delay, _settle, self._wake, None)
+        try:
+            await self._wake
+        finally:
+            timer.cancel()
+            self._wake = None
 
     async def _write(self, rows: list[Row]) -> None:
         if not rows:
@@ -133,7 +164,10 @@ class GroupCommit:
 
     async def _flush(self) -> None:
         while self._pending:
-            batch, self._pending, self._keyed = self._pending, [], {}
+            if self._due > asyncio.get_running_loop().time():
+                await self._until_due()
+                continue
+            batch, self._pending, self._keyed, self._due = self._pending, [], {}, math.inf
             parts = [(source(), done) for source, done in batch]
             try:
                 await self._write([row for rows, _ in parts for row in rows])
@@ -154,7 +188,9 @@ class GroupCommit:
                     _settle(done, None)
 
     async def drain(self) -> None:
-        """Until everything submitted so far is written."""
+        """Until everything submitted so far is written (what may wait is written now)."""
+        if self._pending:
+            self._hurry(-math.inf)
         while self._task is not None and not self._task.done():
             await asyncio.gather(self._task, return_exceptions=True)
 
