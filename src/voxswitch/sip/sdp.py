@@ -29,6 +29,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import cached_property
 
 __all__ = [
     "PCMA",
@@ -343,17 +344,25 @@ class Codec:
     payload_type: int | None = None
     fmtp: str | None = None
 
+    @cached_property
+    def format_key(self) -> tuple[str, int, int]:
+        """Encoding (any case), clock and channels: what RFC 3264 §6.1 matches on, never the number."""
+        return (self.name.lower(), self.clock_rate, self.channels)
+
     def same_format(self, other: Codec) -> bool:
-        """Same encoding, clock and channels: what RFC 3264 §6.1 matches on, never the number."""
-        return (self.name.lower(), self.clock_rate, self.channels) == (
-            other.name.lower(),
-            other.clock_rate,
-            other.channels,
-        )
+        return self.format_key == other.format_key
 
     @property
     def is_telephone_event(self) -> bool:
-        return self.name.lower() == "telephone-event"
+        return self.format_key[0] == "telephone-event"
+
+    def with_number(self, payload_type: int | None) -> Codec:
+        """This codec under another payload type (`dataclasses.replace` is ten times slower, and an
+        offer/answer makes dozens of these per call)."""
+        return Codec(self.name, self.clock_rate, self.channels, payload_type, self.fmtp)
+
+    def with_fmtp(self, fmtp: str | None) -> Codec:
+        return Codec(self.name, self.clock_rate, self.channels, self.payload_type, fmtp)
 
 
 # RFC 3551 §6 static audio payload types. G722's RTP clock is 8000 though it samples at 16 kHz.
@@ -361,6 +370,7 @@ STATIC_PAYLOAD_TYPES: dict[int, Codec] = {
     pt: Codec(name, 8000, payload_type=pt)
     for pt, name in ((0, "PCMU"), (3, "GSM"), (4, "G723"), (8, "PCMA"), (9, "G722"), (13, "CN"), (18, "G729"))
 }
+_STATIC_BY_FORMAT = {c.format_key: pt for pt, c in reversed(STATIC_PAYLOAD_TYPES.items())}
 PCMU = Codec("PCMU", 8000)
 PCMA = Codec("PCMA", 8000)
 TELEPHONE_EVENT = "telephone-event"
@@ -465,7 +475,7 @@ class Media:
                 codec = STATIC_PAYLOAD_TYPES[pt]
             else:
                 continue
-            out.append(replace(codec, fmtp=fmtps.get(fmt)))
+            out.append(codec.with_fmtp(fmtps.get(fmt)))
         return out
 
 
@@ -759,12 +769,12 @@ def build_offer(
     used: set[int] = set()
     codecs: list[Codec] = []
     for c in local.codecs:
-        codecs.append(replace(c, payload_type=_pick_pt(c, used)))
+        codecs.append(c.with_number(_pick_pt(c, used)))
     if local.dtmf:
         rates = dict.fromkeys(c.clock_rate for c in codecs if not c.is_telephone_event)
         for rate in rates:
             te = Codec(TELEPHONE_EVENT, rate, fmtp=_DTMF_EVENTS)
-            codecs.append(replace(te, payload_type=_pick_pt(te, used)))
+            codecs.append(te.with_number(_pick_pt(te, used)))
     proto = "RTP/SAVP" if local.crypto else "RTP/AVP"
     audio = _audio_media(local, proto, codecs, local.direction, rtcp_mux=local.rtcp_mux, crypto=local.crypto)
     media = [audio]
@@ -782,10 +792,12 @@ def _pick_pt(codec: Codec, used: set[int]) -> int:
     """Keep a codec's own or static number, else the first free dynamic one (101 for DTMF, by habit)."""
     pt = codec.payload_type
     if pt is None:
-        pt = next((p for p, s in STATIC_PAYLOAD_TYPES.items() if s.same_format(codec)), None)
+        pt = _STATIC_BY_FORMAT.get(codec.format_key)
     if pt is None:
-        start = [101] if codec.is_telephone_event else []
-        pt = next((p for p in [*start, *range(96, 128)] if p not in used), None)
+        if codec.is_telephone_event and 101 not in used:
+            pt = 101
+        else:
+            pt = next((p for p in range(96, 128) if p not in used), None)
         if pt is None:
             raise ValueError("out of dynamic payload types")
     if pt in used or not 0 <= pt <= 127:
@@ -809,7 +821,7 @@ def _common(offered: list[Codec], local: LocalMedia) -> list[Codec]:
             match = next((c for c in theirs if c.same_format(ours)), None)
             if match is not None:
                 picked.append((match, ours))
-    return [replace(o, fmtp=ours.fmtp if ours.fmtp is not None else o.fmtp) for o, ours in picked]
+    return [o.with_fmtp(ours.fmtp) if ours.fmtp is not None else o for o, ours in picked]
 
 
 def answer(
@@ -861,7 +873,7 @@ def _accept(offer: SessionDescription, index: int, m: Media, local: LocalMedia) 
     if local.dtmf:  # RFC 4733 §7.1.1: telephone-event at the same clock rate as the voice codec
         te = next((c for c in offered if c.is_telephone_event and c.clock_rate == primary.clock_rate), None)
     if te is not None:
-        te = replace(te, fmtp=_DTMF_EVENTS)
+        te = te.with_fmtp(_DTMF_EVENTS)
     remote_dir = _remote_direction(offer, m)
     # RFC 3264 §6.1: we may send only what the offerer receives, and receive only what it sends.
     ours = Direction.of(remote_dir.receives and local.direction.sends, remote_dir.sends and local.direction.receives)
@@ -909,12 +921,12 @@ def process_answer(offer: SessionDescription, answer_sdp: SessionDescription) ->
     for index, (o, a) in enumerate(zip(offer.media, answer_sdp.media, strict=True)):
         if not (_usable(o) and _usable(a)) or o.proto != a.proto:
             continue
-        offered = o.codecs()
+        offered, answered = o.codecs(), a.codecs()
         # The answer lists what the answerer wants to receive, best first; RFC 4317 §2.3 shows
         # it may renumber a dynamic type, so match by format and keep both numbers.
         pairs = [
             (a_codec, o_codec)
-            for a_codec in a.codecs()
+            for a_codec in answered
             if not a_codec.is_telephone_event
             for o_codec in offered
             if o_codec.same_format(a_codec)
@@ -922,7 +934,7 @@ def process_answer(offer: SessionDescription, answer_sdp: SessionDescription) ->
         if not pairs:
             continue
         send, recv = pairs[0]
-        te = next((c for c in a.codecs() if c.is_telephone_event and c.clock_rate == send.clock_rate), None)
+        te = next((c for c in answered if c.is_telephone_event and c.clock_rate == send.clock_rate), None)
         our_te = next((c for c in offered if c.is_telephone_event and c.clock_rate == send.clock_rate), None)
         remote_crypto = local_crypto = None
         if a.proto == "RTP/SAVP":
