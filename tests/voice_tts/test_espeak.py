@@ -90,14 +90,21 @@ async def test_event_loop_keeps_ticking_during_synthesis(espeak: EspeakEngine) -
         pcm = await collect(espeak, LONG_TEXT)
         one = min(one, time.perf_counter() - t0)
         audio_seconds += pcm.size / espeak.sample_rate
+    elapsed = time.perf_counter() - started
     stop.set()
     await task
     assert audio_seconds > 60  # we really made the library work
     assert len(gaps) > 20
-    # Synthesis on the loop's thread would stall it for a whole text (`one`, the fastest seen);
-    # off it, only scheduling noise remains, which a loaded machine stretches past 50 ms.
-    limit = max(0.05, one / 3)
-    assert max(gaps) < limit, f"event loop stalled for {max(gaps) * 1000:.0f} ms (one text: {one * 1000:.0f} ms)"
+    # Synthesis on the loop's thread would stall it for a whole text (`one`, the fastest seen) per
+    # text: nearly all of `elapsed` would be spent in such stalls. Off it, only scheduling noise
+    # remains; on a loaded machine (a fresh CI box running four test workers on two cores) that can
+    # be one stall longer than a text, so the test judges the time stalled, not the longest stall.
+    threshold = max(0.03, one / 2)
+    stalled = sum(g for g in gaps if g >= threshold)
+    assert stalled < elapsed / 2, (
+        f"event loop stalled {stalled * 1000:.0f} ms of {elapsed * 1000:.0f} ms "
+        f"(one text: {one * 1000:.0f} ms, longest stall {max(gaps) * 1000:.0f} ms)"
+    )
 
 
 async def test_first_frame_arrives_long_before_the_last(espeak: EspeakEngine) -> None:
