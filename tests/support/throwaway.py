@@ -15,10 +15,9 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
-import pytest
-
-from tests.peers import ports
+from tests.peers import availability, ports
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -30,15 +29,10 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
     return ports.free_udp_port() if kind == socket.SOCK_DGRAM else ports.free_sip_port()
 
 
-def under_ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def missing(what: str) -> None:
-    """A peer or service the test command should have installed is absent."""
-    if under_ci():
-        pytest.fail(f"{what} is not installed; scripts/test should have installed it", pytrace=False)
-    pytest.skip(f"{what} is not installed (run scripts/test to install it)")
+def missing(what: str) -> NoReturn:
+    """A peer or service the test command should have installed is absent: fails under CI=true
+    (`tests.peers.availability`, the suite's one rule), skips elsewhere."""
+    availability.missing(what, "scripts/test installs it")
 
 
 def wait_for_port(port: int, timeout: float = 20.0) -> None:
@@ -145,7 +139,6 @@ def start_redis() -> tuple[int, subprocess.Popen[bytes]]:
     exe = shutil.which("redis-server")
     if exe is None:
         missing("Redis (Debian package redis-server)")
-        raise AssertionError  # unreachable: missing() fails or skips
     port = free_port()
     proc = subprocess.Popen(
         [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
