@@ -347,7 +347,8 @@ def _udp_bound(port: int, host: str) -> bool:
 def _tcp_listening(port: int, host: str) -> bool:
     """The port is in LISTEN state. A bind that collides only proves SIPp bound it: between its
     bind() and listen() a connection is refused, and a trunk registration refused so waits its
-    5 s retry (seen once in a loaded run)."""
+    5 s retry (the likely cause of one failure in a loaded run). `host` is not needed: the port
+    was picked free for this SIPp."""
     wanted = f":{port:04X}"
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
